@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nsrouter/nsrouter/lab"
+)
+
+// parse parses flags that may stand before, between or after the
+// positional arguments, and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string, maxPos int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "-" || !strings.HasPrefix(args[0], "-") {
+			pos = append(pos, args[0])
+			args = args[1:]
+			continue
+		}
+		pos = append(pos, args...) // after "--"
+		break
+	}
+	if len(pos) > maxPos {
+		return nil, usagef("%s: unexpected argument %q", fs.Name(), pos[maxPos])
+	}
+	return pos, nil
+}
+
+func fileArg(pos []string) string {
+	if len(pos) == 0 {
+		return ""
+	}
+	return pos[0]
+}
+
+func cmdUp(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	quiet := fs.Bool("quiet", false, "print nothing on success")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	t, src, err := e.load(fileArg(pos))
+	if err != nil {
+		return err
+	}
+	o := e.options()
+	if e.tty && !*quiet {
+		o.Progress = progress(e.stderr, time.Now())
+	}
+	start := time.Now()
+	res, err := lab.Up(ctx, t, src, o)
+	if o.Progress != nil {
+		fmt.Fprint(e.stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	if *quiet {
+		return nil
+	}
+	verb := "updated"
+	switch {
+	case res.New:
+		verb = "built"
+	case res.Changed == 0:
+		verb = "already up to date"
+	}
+	fmt.Fprintf(e.stdout, "lab %s %s: %d nodes, %d links, %d of %d steps changed the kernel (%s)\n",
+		t.Name, verb, len(t.Nodes), len(t.Links), res.Changed, res.Steps, time.Since(start).Round(time.Millisecond))
+	for _, c := range res.Foreign {
+		fmt.Fprintf(e.stdout, "  note: %s has policy drop: accept rules let the lab's bridges through (removed on down)\n", c)
+	}
+	return nil
+}
+
+// progress returns a Progress callback that draws "steps done of total"
+// on the terminal once the work has taken more than a second.
+func progress(w io.Writer, start time.Time) func(done, total int) {
+	return func(done, total int) {
+		el := time.Since(start)
+		if el < time.Second {
+			return
+		}
+		fmt.Fprintf(w, "\r\033[K%d/%d steps (%.0f/s)", done, total, float64(done)/el.Seconds())
+	}
+}
+
+func cmdDown(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	name := fs.String("l", "", "lab name, instead of a file")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	labName := *name
+	if labName == "" {
+		t, _, err := e.load(fileArg(pos))
+		if err != nil {
+			return err
+		}
+		labName = t.Name
+	} else if len(pos) > 0 {
+		return usagef("down: give a FILE or -l LAB, not both")
+	}
+	res, err := lab.Down(ctx, labName, e.options())
+	if err != nil {
+		return err
+	}
+	if res.Empty() {
+		fmt.Fprintf(e.stdout, "lab %s: nothing to remove\n", labName)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "lab %s removed: %d namespaces, %d host interfaces, %d rules in other chains\n",
+		labName, len(res.Namespaces), len(res.Links), res.Rules)
+	for _, s := range res.Restored {
+		fmt.Fprintf(e.stdout, "  restored %s\n", s)
+	}
+	return nil
+}
+
+func cmdStatus(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	t, _, err := e.load(fileArg(pos))
+	if err != nil {
+		return err
+	}
+	st, err := lab.GetStatus(ctx, t, e.options())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, st)
+	}
+	state := "up"
+	if !st.Up {
+		state = "not up"
+	}
+	fmt.Fprintf(e.stdout, "lab %s: %s\n\n", st.Lab, state)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tINTERFACE\tKIND\tSTATE\tMASTER\tADDRESSES")
+	for _, n := range st.Nodes {
+		if !n.Exists {
+			fmt.Fprintf(tw, "%s\t-\t-\tmissing\t-\t-\n", n.Name)
+			continue
+		}
+		for _, i := range n.Interfaces {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, i.Name, i.Kind, i.State, dash(i.Master), dash(strings.Join(i.Addrs, " ")))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(e.stdout)
+	tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tFORWARD v4/v6\tNFTABLES\tROUTES")
+	for _, n := range st.Nodes {
+		if !n.Exists {
+			continue
+		}
+		fwd := n.Sysctls["net.ipv4.ip_forward"] + "/" + n.Sysctls["net.ipv6.conf.all.forwarding"]
+		routes := n.Routes
+		if len(routes) == 0 {
+			routes = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, fwd, dash(strings.Join(n.Tables, ", ")), routes[0])
+		for _, r := range routes[1:] {
+			fmt.Fprintf(tw, "\t\t\t%s\n", r)
+		}
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func cmdCheck(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	t, _, err := e.load(fileArg(pos))
+	if err != nil {
+		return err
+	}
+	rep, err := lab.Check(ctx, t, e.options())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(e.stdout, rep)
+	}
+	if rep.Failed > 0 {
+		return errExpectations
+	}
+	return nil
+}
+
+func printReport(w io.Writer, rep *lab.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FROM\tTO\tADDRESS\tEXPECT\tRESULT\tRTT\tTTL\tDETAIL")
+	for _, r := range rep.Results {
+		result := "pass"
+		if !r.Pass {
+			result = "FAIL"
+		}
+		rtt, ttl := "-", "-"
+		if r.Reply {
+			rtt = fmt.Sprintf("%.3fms", float64(r.RTT.Microseconds())/1000)
+			ttl = fmt.Sprint(r.TTL)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.From, r.To, r.Addr, r.Expect, result, rtt, ttl, r.Detail)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d passed, %d failed\n", rep.Passed, rep.Failed)
+}
+
+func cmdExec(ctx context.Context, e *env, args []string) error {
+	if len(args) < 3 || args[1] != "--" {
+		return usagef("exec: usage: nsrouter exec NODE -- CMD [ARG...]")
+	}
+	if err := lab.RequireRoot(); err != nil {
+		return err
+	}
+	return lab.Exec(args[0], args[2:])
+}
+
+func cmdValidate(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("validate: give the FILE to validate (\"-\" for standard input)")
+	}
+	t, _, err := e.load(pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: valid: lab %s, %d nodes, %d links, %d expectations\n",
+		t.Source, t.Name, len(t.Nodes), len(t.Links), len(t.Expect))
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

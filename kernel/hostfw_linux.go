@@ -1,0 +1,178 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+)
+
+// Bridged frames meet the IP forward hooks when br_netfilter is active
+// (net.bridge.bridge-nf-call-iptables=1, as Docker leaves it), and a drop
+// in any base chain there is final: an accept in a table of our own cannot
+// undo another program's "policy drop". So for each such foreign chain the
+// tool puts one rule of its own at the head, marked with the lab:
+//
+//	iifname "br0" oifname "br0" counter accept comment "nsrouter:classic br0"
+//
+// Frames that enter and leave the same lab bridge are L2 traffic between
+// lab nodes; nothing else is let through.
+
+// ForeignChain names a base chain of another program on the forward hook.
+type ForeignChain struct {
+	Family string // ip, ip6 or inet
+	Table  string
+	Chain  string
+}
+
+func (c ForeignChain) String() string { return c.Family + " " + c.Table + " " + c.Chain }
+
+var familyNames = map[nftables.TableFamily]string{
+	nftables.TableFamilyIPv4: "ip",
+	nftables.TableFamilyIPv6: "ip6",
+	nftables.TableFamilyINet: "inet",
+}
+
+// bridgedRuleComment identifies the rule for one bridge of one lab.
+func bridgedRuleComment(mark, bridge string) string { return mark + " " + bridge }
+
+// ownsRule reports whether the rule's comment is one the lab wrote.
+func ownsRule(r *nftables.Rule, mark string) bool {
+	c := commentOf(r)
+	return c == mark || strings.HasPrefix(c, mark+" ")
+}
+
+// forwardDrops lists the base chains of other programs on the forward hook
+// whose policy is drop and whose family sees bridged frames in ns.
+func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
+	v4, _ := ns.Sysctl("net.bridge.bridge-nf-call-iptables")
+	v6, _ := ns.Sysctl("net.bridge.bridge-nf-call-ip6tables")
+	chains, err := ns.nft.ListChains()
+	if err != nil {
+		return nil, &OpError{Op: "list nftables chains", Node: ns.Name, Err: err}
+	}
+	var out []*nftables.Chain
+	for _, c := range chains {
+		if c.Table.Name == TableName(lab) || c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward ||
+			c.Policy == nil || *c.Policy != nftables.ChainPolicyDrop {
+			continue
+		}
+		sees := false
+		switch c.Table.Family {
+		case nftables.TableFamilyIPv4:
+			sees = v4 == "1"
+		case nftables.TableFamilyIPv6:
+			sees = v6 == "1"
+		case nftables.TableFamilyINet:
+			sees = v4 == "1" || v6 == "1"
+		}
+		if sees {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// AllowBridged makes sure every foreign forward chain with a drop policy
+// lets frames cross each of the bridges, and returns those chains.
+func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
+	mark := Mark(lab)
+	drops, err := ns.forwardDrops(lab)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, c := range drops {
+		chains = append(chains, ForeignChain{Family: familyNames[c.Table.Family], Table: c.Table.Name, Chain: c.Name})
+		have, err := ns.nft.GetRules(c.Table, c)
+		if err != nil {
+			return chains, changed, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
+		}
+		for _, br := range bridges {
+			want := bridgedRuleComment(mark, br)
+			if hasComment(have, want) {
+				continue
+			}
+			ns.nft.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(want), Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(br)},
+				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(br)},
+				&expr.Counter{},
+				&expr.Verdict{Kind: expr.VerdictAccept},
+			}})
+			changed = true
+		}
+	}
+	if !changed {
+		return chains, false, nil
+	}
+	if err := ns.nft.Flush(); err != nil {
+		return chains, false, &OpError{Op: "allow bridged frames", Node: ns.Name, Err: err}
+	}
+	return chains, true, nil
+}
+
+func hasComment(rules []*nftables.Rule, want string) bool {
+	for _, r := range rules {
+		if commentOf(r) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveForeignRules deletes every rule the lab put into chains it does
+// not own, returning how many.
+func (ns *NS) RemoveForeignRules(lab string) (int, error) {
+	mark := Mark(lab)
+	chains, err := ns.nft.ListChains()
+	if err != nil {
+		return 0, &OpError{Op: "list nftables chains", Node: ns.Name, Err: err}
+	}
+	n := 0
+	var errs []error
+	for _, c := range chains {
+		if c.Table.Name == TableName(lab) {
+			continue
+		}
+		rules, err := ns.nft.GetRules(c.Table, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, r := range rules {
+			if ownsRule(r, mark) {
+				if err := ns.nft.DelRule(r); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		if err := ns.nft.Flush(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, &OpError{Op: "remove rules in foreign chains", Node: ns.Name, Err: err}
+	}
+	return n, nil
+}
+
+// LegacyFilterPresent reports whether the iptables-legacy filter table is
+// loaded in ns. nsrouter cannot add rules there over netlink; the caller
+// warns instead.
+func (ns *NS) LegacyFilterPresent() bool {
+	found := false
+	_ = ns.Do(func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/ip_tables_names")
+		found = err == nil && bytes.Contains(b, []byte("filter"))
+		return nil
+	})
+	return found
+}

@@ -1,0 +1,230 @@
+// Package kernel applies plan steps to the running kernel over netlink and
+// nftables netlink. It never runs ip, nft, iptables or sysctl.
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsDir is where named namespaces live, as with `ip netns`.
+const NetnsDir = "/run/netns"
+
+// Mark returns the ownership mark the tool puts on what it creates for lab:
+// the alias of interfaces, the alias of lo in its namespaces, and the
+// comment of rules it adds to chains it does not own.
+func Mark(lab string) string { return "nsrouter:" + lab }
+
+// LabOfMark returns the lab a mark names, and whether s is a mark at all.
+func LabOfMark(s string) (string, bool) {
+	const p = "nsrouter:"
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return "", false
+}
+
+// NS is one network namespace with the handles bound to it: a netlink
+// handle and an nftables connection. All link, address, route and rule
+// work for the namespace goes through them, without switching threads.
+type NS struct {
+	Name string // node name; "" for the namespace the tool runs in
+	fd   netns.NsHandle
+	nl   *netlink.Handle
+	nft  *nftables.Conn
+}
+
+// Host returns the namespace the calling process runs in.
+func Host() (*NS, error) {
+	fd, err := netns.GetFromPid(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("opening the host namespace: %w", err)
+	}
+	return bind("", fd)
+}
+
+// OpenNamed opens /run/netns/name.
+func OpenNamed(name string) (*NS, error) {
+	fd, err := netns.GetFromPath(filepath.Join(NetnsDir, name))
+	if err != nil {
+		return nil, &OpError{Op: "open namespace", Node: name, Err: err}
+	}
+	return bind(name, fd)
+}
+
+func bind(name string, fd netns.NsHandle) (*NS, error) {
+	h, err := netlink.NewHandleAt(fd)
+	if err != nil {
+		fd.Close()
+		return nil, &OpError{Op: "netlink handle", Node: name, Err: err}
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(fd)))
+	if err != nil {
+		h.Close()
+		fd.Close()
+		return nil, &OpError{Op: "nftables connection", Node: name, Err: err}
+	}
+	return &NS{Name: name, fd: fd, nl: h, nft: c}, nil
+}
+
+// Close releases the namespace's handles; the namespace itself stays.
+func (ns *NS) Close() {
+	if ns == nil {
+		return
+	}
+	ns.nl.Close()
+	ns.nft.CloseLasting()
+	ns.fd.Close()
+}
+
+// Netlink returns the netlink handle bound to the namespace.
+func (ns *NS) Netlink() *netlink.Handle { return ns.nl }
+
+// Fd returns the namespace's file descriptor.
+func (ns *NS) Fd() int { return int(ns.fd) }
+
+// Do runs fn on a locked OS thread that has entered the namespace. The
+// thread is never returned to the scheduler's pool: the goroutine exits
+// with it locked, so Go discards it and no other goroutine can inherit the
+// namespace, whatever fn did.
+func (ns *NS) Do(fn func() error) error {
+	return inThread(func() error {
+		if err := unix.Setns(int(ns.fd), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("entering namespace %s: %w", ns.label(), err)
+		}
+		return fn()
+	})
+}
+
+func inThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		done <- fn()
+	}()
+	return <-done
+}
+
+func (ns *NS) label() string {
+	if ns.Name == "" {
+		return "host"
+	}
+	return ns.Name
+}
+
+// CreateNamed makes a new network namespace mounted at /run/netns/name,
+// with lo up and marked for lab. The mark is set before the namespace gets
+// its name, so a namespace that carries the name always carries the mark.
+func CreateNamed(name, lab string) (*NS, error) {
+	if err := ensureNetnsDir(); err != nil {
+		return nil, err
+	}
+	target := filepath.Join(NetnsDir, name)
+	f, err := os.OpenFile(target, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
+	}
+	f.Close()
+	err = inThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := h.LinkSetAlias(lo, Mark(lab)); err != nil {
+			return err
+		}
+		if err := h.LinkSetUp(lo); err != nil {
+			return err
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		return unix.Mount(self, target, "none", unix.MS_BIND, "")
+	})
+	if err != nil {
+		os.Remove(target)
+		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
+	}
+	return OpenNamed(name)
+}
+
+// ensureNetnsDir makes /run/netns a shared mount point, as `ip netns add`
+// does, so that namespaces mounted there are seen from other mount
+// namespaces too.
+func ensureNetnsDir() error {
+	if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", NetnsDir, err)
+	}
+	err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err = unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+			err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("making %s a shared mount: %w", NetnsDir, err)
+	}
+	return nil
+}
+
+// DeleteNamed unmounts and removes /run/netns/name. The kernel frees the
+// namespace, and the interfaces in it, once nothing else holds it.
+func DeleteNamed(name string) error {
+	target := filepath.Join(NetnsDir, name)
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return &OpError{Op: "unmount namespace", Node: name, Err: err}
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return &OpError{Op: "remove namespace", Node: name, Err: err}
+	}
+	return nil
+}
+
+// NamespaceMark returns the mark on lo of the named namespace ("" when it
+// carries none), and whether the namespace exists.
+func NamespaceMark(name string) (string, bool, error) {
+	if _, err := os.Lstat(filepath.Join(NetnsDir, name)); errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	ns, err := OpenNamed(name)
+	if err != nil {
+		// A file that is not a namespace mount is someone else's.
+		return "", true, nil
+	}
+	defer ns.Close()
+	lo, err := ns.nl.LinkByName("lo")
+	if err != nil {
+		return "", true, &OpError{Op: "read lo", Node: name, Err: err}
+	}
+	return lo.Attrs().Alias, true, nil
+}
+
+// ListNamed returns the names under /run/netns.
+func ListNamed() ([]string, error) {
+	entries, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}

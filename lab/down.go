@@ -1,0 +1,126 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/nsrouter/nsrouter/kernel"
+)
+
+// DownResult reports what Down removed.
+type DownResult struct {
+	Lab        string
+	Namespaces []string
+	Links      []string // host interfaces
+	Tables     int
+	Rules      int      // rules removed from other programs' chains
+	Restored   []string // host sysctls put back
+}
+
+// Empty reports whether nothing of the lab was found.
+func (r *DownResult) Empty() bool {
+	return len(r.Namespaces)+len(r.Links)+r.Tables+r.Rules+len(r.Restored) == 0
+}
+
+// Down removes everything the lab made. It finds the lab's objects by
+// their marks in the kernel, so it works after the state folder is lost;
+// it tries every removal and reports all failures together.
+func Down(ctx context.Context, lab string, o Options) (*DownResult, error) {
+	if err := RequireRoot(); err != nil {
+		return nil, err
+	}
+	unlock, err := o.lock(ctx, lab)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return down(lab, o)
+}
+
+func down(lab string, o Options) (*DownResult, error) {
+	res := &DownResult{Lab: lab}
+	m := mark(lab)
+	var errs []error
+	host, err := kernel.Host()
+	if err != nil {
+		return res, err
+	}
+	defer host.Close()
+
+	// Rules in other programs' chains go first: they name the lab's
+	// bridges and must not outlive them.
+	n, err := host.RemoveForeignRules(lab)
+	res.Rules += n
+	errs = append(errs, err)
+	if found, err := host.DeleteTable(lab); found {
+		res.Tables++
+	} else {
+		errs = append(errs, err)
+	}
+	links, err := host.MarkedLinks(m)
+	errs = append(errs, err)
+	// Veth ends before bridges, so no port is left dangling on a bridge
+	// that is about to go.
+	sort.SliceStable(links, func(i, j int) bool { return links[i].Type() != "bridge" && links[j].Type() == "bridge" })
+	for _, l := range links {
+		if err := host.DeleteLink(l); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Links = append(res.Links, l.Attrs().Name)
+	}
+
+	names, err := kernel.ListNamed()
+	errs = append(errs, err)
+	for _, name := range names {
+		got, _, err := kernel.NamespaceMark(name)
+		if err != nil || got != m {
+			continue
+		}
+		if err := kernel.DeleteNamed(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Namespaces = append(res.Namespaces, name)
+	}
+
+	restored, err := o.restoreHost(lab, host)
+	res.Restored = restored
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	if err := os.RemoveAll(o.labDir(lab)); err != nil {
+		return res, fmt.Errorf("removing lab state: %w", err)
+	}
+	o.log().Info("lab down", "lab", lab, "namespaces", len(res.Namespaces), "links", len(res.Links))
+	return res, nil
+}
+
+// restoreHost puts back every host sysctl the lab recorded.
+func (o Options) restoreHost(lab string, host *kernel.NS) ([]string, error) {
+	rec, err := o.readRecord(lab)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(rec.Sysctls))
+	for k := range rec.Sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var (
+		done []string
+		errs []error
+	)
+	for _, k := range keys {
+		if _, _, err := host.SetSysctl(k, rec.Sysctls[k]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, k+"="+rec.Sysctls[k])
+	}
+	return done, errors.Join(errs...)
+}

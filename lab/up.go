@@ -1,0 +1,151 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/nsrouter/nsrouter/kernel"
+	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
+)
+
+// UpResult reports what Up did.
+type UpResult struct {
+	Lab     string
+	Steps   int // steps in the plan
+	Changed int // steps that changed the kernel
+	New     bool
+	// Foreign lists other programs' forward chains that got an accept rule
+	// for the lab's bridges.
+	Foreign []kernel.ForeignChain
+}
+
+// Up builds the topology, or brings an existing lab in line with it. src is
+// the file's text, kept in the state folder for later commands. When a run
+// on a new lab fails, everything it created is removed again.
+func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpResult, error) {
+	if err := RequireRoot(); err != nil {
+		return nil, err
+	}
+	unlock, err := o.lock(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	isNew, err := preflight(t)
+	if err != nil {
+		return nil, err
+	}
+	p := plan.Build(t)
+	if err := o.recordHost(t.Name, p); err != nil {
+		return nil, fmt.Errorf("recording host settings: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(o.labDir(t.Name), "topology.yaml"), src); err != nil {
+		return nil, fmt.Errorf("saving lab state: %w", err)
+	}
+	ex := &kernel.Executor{Lab: t.Name, Log: o.log(), AfterStep: o.AfterStep, Progress: o.Progress}
+	res, err := ex.Apply(ctx, p)
+	out := &UpResult{Lab: t.Name, Steps: len(p.Steps), New: isNew}
+	if res != nil {
+		out.Changed, out.Foreign = res.Changed(), res.Foreign
+	}
+	if err != nil {
+		if isNew {
+			o.log().Info("rolling back", "lab", t.Name, "cause", err)
+			if _, derr := down(t.Name, o); derr != nil {
+				err = errors.Join(err, fmt.Errorf("rolling back: %w", derr))
+			}
+		}
+		return out, err
+	}
+	o.log().Info("lab up", "lab", t.Name, "steps", len(p.Steps), "changed", out.Changed)
+	return out, nil
+}
+
+// preflight checks, before anything is touched, that every name the lab
+// needs is free or already the lab's, and reports whether nothing of the
+// lab exists yet. Problems are returned all at once.
+func preflight(t *topology.Topology) (isNew bool, err error) {
+	m := mark(t.Name)
+	isNew = true
+	var errs []error
+	for _, n := range t.Namespaces() {
+		got, exists, err := kernel.NamespaceMark(n.Name)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case exists && got != m:
+			errs = append(errs, &kernel.ClashError{Kind: "namespace", Name: n.Name, Owner: got})
+		case exists:
+			isNew = false
+		}
+	}
+	host := t.Node(topology.HostNode)
+	if host == nil {
+		return isNew, errors.Join(errs...)
+	}
+	hns, err := kernel.Host()
+	if err != nil {
+		return false, err
+	}
+	defer hns.Close()
+	names := []string{}
+	for _, b := range host.Bridges {
+		names = append(names, b.Name)
+	}
+	for _, i := range host.Interfaces {
+		names = append(names, i.Name)
+	}
+	marked, err := hns.MarkedLinks(m)
+	if err != nil {
+		return false, err
+	}
+	if len(marked) > 0 {
+		isNew = false
+	}
+	for _, name := range names {
+		if err := hns.CheckFree(name, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return isNew, errors.Join(errs...)
+}
+
+// recordHost saves the current value of every host sysctl the plan will
+// write, before it is written. A value recorded by an earlier run is kept:
+// it is the one from before the lab existed.
+func (o Options) recordHost(lab string, p *plan.Plan) error {
+	rec, err := o.readRecord(lab)
+	if err != nil {
+		return err
+	}
+	var host *kernel.NS
+	defer func() { host.Close() }()
+	changed := false
+	for _, s := range p.Steps {
+		if s.Kind != plan.SetSysctl || !s.Node.Host {
+			continue
+		}
+		if _, ok := rec.Sysctls[s.Key]; ok {
+			continue
+		}
+		if host == nil {
+			if host, err = kernel.Host(); err != nil {
+				return err
+			}
+		}
+		v, err := host.Sysctl(s.Key)
+		if err != nil {
+			return err
+		}
+		rec.Sysctls[s.Key] = v
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return o.writeRecord(lab, rec)
+}

@@ -1,0 +1,180 @@
+package topology
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+)
+
+// HostNode is the reserved node name for the namespace nsrouter runs in.
+const HostNode = "host"
+
+// Topology is a validated lab: every reference resolved, every address parsed.
+type Topology struct {
+	// Source is the file name used in messages ("<built-in>" for the
+	// embedded topology, "<stdin>" for standard input).
+	Source string
+	Name   string
+	Nodes  []*Node
+	Links  []*Link
+	Expect []*Expectation
+	// Warnings are problems that do not stop the lab from being built.
+	Warnings []Error
+}
+
+// Node is a network namespace of the lab, or the host namespace.
+type Node struct {
+	Name       string
+	Host       bool
+	Interfaces []*Interface // veth ends, in file order of their links
+	Bridges    []*Bridge
+	Forward4   bool
+	Forward6   bool
+	Routes     []*Route
+	Firewall   *Firewall
+}
+
+// Interface is a veth end inside a node.
+type Interface struct {
+	Node   *Node
+	Name   string
+	Addrs  []netip.Prefix
+	Link   *Link
+	Master *Bridge // set for the generated end that is a bridge port
+}
+
+// Bridge is a Linux bridge inside a node.
+type Bridge struct {
+	Node  *Node
+	Name  string
+	Addrs []netip.Prefix
+	Ports []*Interface
+}
+
+// Link is one veth pair. A is always a plain interface; B is either a plain
+// interface or the port the tool generates on a bridge.
+type Link struct {
+	A, B *Interface
+}
+
+// Route is a static route in a node's main table.
+type Route struct {
+	Dst    netip.Prefix // 0.0.0.0/0 or ::/0 for default
+	Via    netip.Addr   // invalid when the route is on-link
+	Dev    string       // "" lets the kernel choose from the gateway
+	Metric int
+}
+
+// Firewall is a node's nftables filter configuration.
+type Firewall struct {
+	Forward *Chain
+}
+
+// Chain is a base chain with a policy and ordered rules.
+type Chain struct {
+	Policy string // "accept" or "drop"
+	Rules  []Rule
+}
+
+// Rule is one filter rule; zero fields match anything.
+type Rule struct {
+	In, Out  string
+	Src, Dst netip.Prefix
+	Action   string // "accept", "drop" or "reject"
+}
+
+// Expectation says whether From should reach To.
+type Expectation struct {
+	Line   int
+	From   *Node
+	To     string     // as written in the file
+	Addr   netip.Addr // the address To resolves to
+	Reach  bool
+	TTL    int // 0: any
+	Target *Node
+}
+
+// Node returns the node called name, or nil.
+func (t *Topology) Node(name string) *Node {
+	for _, n := range t.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Namespaces returns the nodes that are namespaces of their own.
+func (t *Topology) Namespaces() []*Node {
+	var out []*Node
+	for _, n := range t.Nodes {
+		if !n.Host {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Interface returns the veth end or bridge port called name, or nil.
+func (n *Node) Interface(name string) *Interface {
+	for _, i := range n.Interfaces {
+		if i.Name == name {
+			return i
+		}
+	}
+	return nil
+}
+
+// Bridge returns the bridge called name, or nil.
+func (n *Node) Bridge(name string) *Bridge {
+	for _, b := range n.Bridges {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// Peer returns the other end of i's link.
+func (i *Interface) Peer() *Interface {
+	if i.Link.A == i {
+		return i.Link.B
+	}
+	return i.Link.A
+}
+
+// String names the interface as node:name.
+func (i *Interface) String() string { return i.Node.Name + ":" + i.Name }
+
+// IsDefault reports whether the route is a default route.
+func (r *Route) IsDefault() bool { return r.Dst.Bits() == 0 }
+
+// String renders the route as `ip route` would take it.
+func (r *Route) String() string {
+	s := r.Dst.String()
+	if r.IsDefault() {
+		s = "default"
+	}
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
+	}
+	return s
+}
+
+// PortName is the name of the veth end the tool puts on a bridge for the
+// interface node:iface: "node-iface" when that fits the kernel's 15 bytes,
+// otherwise a short stable hash of it.
+func PortName(node, iface string) string {
+	if n := node + "-" + iface; len(n) <= 15 {
+		return n
+	}
+	h := fnv.New32a()
+	h.Write([]byte(node + ":" + iface))
+	return fmt.Sprintf("nsr%08x", h.Sum32())
+}

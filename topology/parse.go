@@ -1,0 +1,153 @@
+package topology
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds what Load reads: topology files are written by people
+// or generated compactly; anything larger is a mistake.
+const MaxFileSize = 16 << 20
+
+//go:embed builtin.yaml
+var builtinYAML []byte
+
+// BuiltinName is the Source of the embedded topology.
+const BuiltinName = "<built-in>"
+
+// BuiltinYAML returns the text of the embedded topology.
+func BuiltinYAML() []byte { return append([]byte(nil), builtinYAML...) }
+
+// Builtin returns the embedded classic topology.
+func Builtin() *Topology {
+	t, err := Parse(BuiltinName, builtinYAML)
+	if err != nil {
+		panic("topology: the built-in topology is invalid: " + err.Error())
+	}
+	return t
+}
+
+// Load reads and parses a topology: "" is the built-in topology, "-" is
+// standard input, anything else a file path. Problems with the file's
+// content come back as *ErrorList; a file that cannot be read as a plain
+// error.
+func Load(path string, stdin io.Reader) (*Topology, []byte, error) {
+	var (
+		data []byte
+		err  error
+		name = path
+	)
+	switch path {
+	case "":
+		return Builtin(), BuiltinYAML(), nil
+	case "-":
+		name = "<stdin>"
+		data, err = readLimited(stdin)
+	default:
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			data, err = readLimited(f)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	t, err := Parse(name, data)
+	return t, data, err
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err == nil && len(data) > MaxFileSize {
+		err = fmt.Errorf("larger than %d MiB, the limit for a topology file", MaxFileSize>>20)
+	}
+	return data, err
+}
+
+// Parse decodes and validates a topology file. On failure the error is an
+// *ErrorList holding every problem found, in file order. Warnings alone do
+// not fail; they are available through Warnings.
+func Parse(name string, data []byte) (*Topology, error) {
+	errs := &ErrorList{File: name}
+	f := decodeFile(data, errs)
+	if f == nil {
+		return nil, errs
+	}
+	t := resolve(name, f, errs)
+	errs.sort()
+	if len(errs.Errors()) > 0 {
+		return nil, errs
+	}
+	t.Warnings = errs.Warnings()
+	return t, nil
+}
+
+// Check parses the file and returns every problem, warnings included, or
+// nil when there are none.
+func Check(name string, data []byte) []Error {
+	errs := &ErrorList{File: name}
+	if f := decodeFile(data, errs); f != nil {
+		resolve(name, f, errs)
+	}
+	errs.sort()
+	return errs.Items
+}
+
+func decodeFile(data []byte, errs *ErrorList) *File {
+	if !utf8.Valid(data) {
+		line := 1
+		for i := 0; i < len(data); {
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				errs.add(Pos{Line: line, Col: 1}, "the file is not UTF-8 text (invalid byte 0x%02x)", data[i])
+				return nil
+			}
+			if r == '\n' {
+				line++
+			}
+			i += size
+		}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		line, msg := yamlError(err)
+		errs.add(Pos{Line: line, Col: 1}, "%s", msg)
+		return nil
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		errs.add(Pos{Line: 1, Col: 1}, "the file is empty; a topology needs at least a name and nodes")
+		return nil
+	}
+	f := new(File)
+	d := &decoder{errs: errs}
+	d.decode(root.Content[0], valueOf(f))
+	return f
+}
+
+// yamlError turns the library's message ("yaml: line 3: found ...") into
+// a line number and a message of our own form.
+func yamlError(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	line := 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	return line, "not valid YAML: " + msg
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
