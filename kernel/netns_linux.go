@@ -42,9 +42,21 @@ type NS struct {
 	nft  *nftables.Conn
 }
 
-// Host returns the namespace the calling process runs in.
+// hostPath names the namespace the process started in. It is read through
+// a descriptor opened at start-up: /proc/self/ns/net follows the main
+// thread, and the main thread can be the one a locked goroutine moved
+// into a lab namespace (Go parks such a main thread instead of ending it).
+var hostPath = func() string {
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "/proc/self/ns/net"
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd)
+}()
+
+// Host returns the namespace the process started in: the host of the lab.
 func Host() (*NS, error) {
-	fd, err := netns.GetFromPid(os.Getpid())
+	fd, err := netns.GetFromPath(hostPath)
 	if err != nil {
 		return nil, fmt.Errorf("opening the host namespace: %w", err)
 	}
