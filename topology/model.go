@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/netip"
 )
 
@@ -18,8 +19,12 @@ type Topology struct {
 	Nodes  []*Node
 	Links  []*Link
 	Expect []*Expectation
+	Uplink *Uplink
 	// Warnings are problems that do not stop the lab from being built.
 	Warnings []Error
+
+	byName   map[string]*Node
+	segments []*segment
 }
 
 // Node is a network namespace of the lab, or the host namespace.
@@ -28,10 +33,22 @@ type Node struct {
 	Host       bool
 	Interfaces []*Interface // veth ends, in file order of their links
 	Bridges    []*Bridge
+	Loopback   []netip.Prefix
 	Forward4   bool
 	Forward6   bool
+	Sysctls    []Sysctl
+	AutoRoutes bool
 	Routes     []*Route
+	Rules      []*PolicyRule
 	Firewall   *Firewall
+	NAT        *NAT
+
+	ifIndex map[string]*Interface
+}
+
+// Sysctl is one net.* setting of a node.
+type Sysctl struct {
+	Key, Value string
 }
 
 // Interface is a veth end inside a node.
@@ -41,6 +58,9 @@ type Interface struct {
 	Addrs  []netip.Prefix
 	Link   *Link
 	Master *Bridge // set for the generated end that is a bridge port
+	MTU    int     // 0: the kernel's default
+	MAC    net.HardwareAddr
+	Down   bool // left down on purpose
 }
 
 // Bridge is a Linux bridge inside a node.
@@ -49,12 +69,15 @@ type Bridge struct {
 	Name  string
 	Addrs []netip.Prefix
 	Ports []*Interface
+	MTU   int
+	pos   Pos
 }
 
 // Link is one veth pair. A is always a plain interface; B is either a plain
 // interface or the port the tool generates on a bridge.
 type Link struct {
 	A, B *Interface
+	pos  Pos
 }
 
 // Route is a static route in a node's main table.
@@ -63,11 +86,40 @@ type Route struct {
 	Via    netip.Addr   // invalid when the route is on-link
 	Dev    string       // "" lets the kernel choose from the gateway
 	Metric int
+	Table  int  // 0: main
+	Auto   bool // computed by auto-routes
+}
+
+// PolicyRule is an `ip rule`: packets it matches look up Table.
+type PolicyRule struct {
+	From, To netip.Prefix
+	IIF, OIF string
+	FwMark   uint32
+	Priority int
+	Table    int
+	IPv6     bool
 }
 
 // Firewall is a node's nftables filter configuration.
 type Firewall struct {
-	Forward *Chain
+	Input, Forward, Output *Chain
+}
+
+// Chains returns the firewall's chains by hook name, skipping unset ones.
+func (f *Firewall) Chains() []NamedChain {
+	var out []NamedChain
+	for _, c := range []NamedChain{{"input", f.Input}, {"forward", f.Forward}, {"output", f.Output}} {
+		if c.Chain != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// NamedChain is a chain with its hook's name.
+type NamedChain struct {
+	Hook  string
+	Chain *Chain
 }
 
 // Chain is a base chain with a policy and ordered rules.
@@ -78,9 +130,63 @@ type Chain struct {
 
 // Rule is one filter rule; zero fields match anything.
 type Rule struct {
-	In, Out  string
-	Src, Dst netip.Prefix
-	Action   string // "accept", "drop" or "reject"
+	In, Out      string
+	Src, Dst     netip.Prefix
+	Proto        string // "", "tcp", "udp", "icmp", "icmpv6"
+	SPort, DPort PortRange
+	States       []string // "new", "established", "related", "invalid"
+	Log          string   // log prefix; "" logs nothing
+	Action       string   // "accept", "drop" or "reject"
+}
+
+// PortRange is a port or an inclusive range; zero matches any port.
+type PortRange struct {
+	Lo, Hi uint16
+}
+
+// IsZero reports whether the range is unset.
+func (p PortRange) IsZero() bool { return p.Lo == 0 }
+
+func (p PortRange) String() string {
+	if p.Lo == p.Hi {
+		return fmt.Sprint(p.Lo)
+	}
+	return fmt.Sprintf("%d-%d", p.Lo, p.Hi)
+}
+
+// NAT is a node's address translation.
+type NAT struct {
+	Masquerade []Masquerade
+	Ports      []PortForward
+}
+
+// Masquerade rewrites the source of packets from Src leaving through Out:
+// to Out's address, or to To when it is set (SNAT).
+type Masquerade struct {
+	Out string
+	Src []netip.Prefix
+	To  netip.Addr
+}
+
+// PortForward sends connections to a port of the node on to another
+// address (DNAT).
+type PortForward struct {
+	Proto   string
+	Port    PortRange
+	To      netip.Addr
+	ToPort  uint16 // 0: the same port
+	In      string
+	Hairpin bool
+}
+
+// Uplink is the link from a lab node to the host, masqueraded by the host
+// towards its own network.
+type Uplink struct {
+	Node    *Node
+	Iface   *Interface // the lab node's end
+	HostEnd *Interface // the host's end
+	Subnet  netip.Prefix
+	Out     string // host interface; "" means the default route's
 }
 
 // Expectation says whether From should reach To.
@@ -92,10 +198,16 @@ type Expectation struct {
 	Reach  bool
 	TTL    int // 0: any
 	Target *Node
+	Proto  string     // "icmp", "tcp" or "udp"
+	Port   uint16     // tcp and udp
+	Source netip.Addr // tcp/udp: the source the target must see
 }
 
 // Node returns the node called name, or nil.
 func (t *Topology) Node(name string) *Node {
+	if t.byName != nil {
+		return t.byName[name]
+	}
 	for _, n := range t.Nodes {
 		if n.Name == name {
 			return n
@@ -117,6 +229,9 @@ func (t *Topology) Namespaces() []*Node {
 
 // Interface returns the veth end or bridge port called name, or nil.
 func (n *Node) Interface(name string) *Interface {
+	if n.ifIndex != nil {
+		return n.ifIndex[name]
+	}
 	for _, i := range n.Interfaces {
 		if i.Name == name {
 			return i

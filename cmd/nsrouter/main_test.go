@@ -74,7 +74,7 @@ func TestValidate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "valid: lab classic") {
 		t.Errorf("validate builtin: exit %d\n%s%s", code, out, stderr)
 	}
-	bad := "name: Bad Name\nnodes:\n  ns0:\n    routes:\n      - {to: 10.1.0.1/24, via: 10.9.9.9}\n    colour: blue\n"
+	bad := "name: Bad Name\nnodes:\n  ns0:\n    routes:\n      - {to: 10.1.0.1/24, via: 10.9.9.9}\n    rutes: []\n"
 	code, _, stderr = nsr(t, bad, "validate", "-")
 	if code != exitUsage {
 		t.Fatalf("validate bad: exit %d, want 2", code)
@@ -82,7 +82,7 @@ func TestValidate(t *testing.T) {
 	want := []string{
 		`<stdin>:1:7: name "Bad Name": a lab name is 1 to 32 lowercase letters, digits and '-', starting with a letter or digit`,
 		`<stdin>:5:14: node ns0 route: 10.1.0.1/24 has host bits set; did you mean 10.1.0.0/24?`,
-		`<stdin>:6:5: unknown field "colour" in nodes.ns0; known fields: bridges, firewall, forwarding, interfaces, routes`,
+		`<stdin>:6:5: unknown field "rutes" in nodes.ns0; did you mean "routes"?`,
 	}
 	if got := strings.Split(strings.TrimSpace(stderr), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("validate bad: stderr\n%s\nwant\n%s", stderr, strings.Join(want, "\n"))
