@@ -16,9 +16,9 @@ const dotHeader = `	graph [rankdir=TB, fontname="Helvetica,Arial,sans-serif", fo
 
 // dotCluster is the frame of each kind of node.
 var dotCluster = map[kind]string{
-	kindHost:      `style="rounded,dashed"; color="#7f8c8d"; labelloc=t;`,
-	kindNamespace: `style="rounded,filled"; fillcolor="#eaf2f8"; color="#2e86c1"; labelloc=b;`,
-	kindRouter:    `style="rounded,filled"; fillcolor="#fdebd0"; color="#d35400"; penwidth=2; labelloc=b;`,
+	kindHost:      `style="rounded,dashed"; color="#7f8c8d";`,
+	kindNamespace: `style="rounded,filled"; fillcolor="#eaf2f8"; color="#2e86c1";`,
+	kindRouter:    `style="rounded,filled"; fillcolor="#fdebd0"; color="#d35400"; penwidth=2;`,
 }
 
 const dotBridge = `shape=box, style="filled", fillcolor="#d5f5e3", color="#1e8449", penwidth=2`
@@ -31,10 +31,15 @@ func DOT(t *topology.Topology) string {
 	fmt.Fprintf(&b, "graph %s {\n", quote(t.Name))
 	b.WriteString(dotHeader)
 	fmt.Fprintf(&b, "\tlabel=%s; labelloc=t; fontsize=13;\n", html([]string{"lab " + t.Name}))
-	for _, n := range t.Nodes {
-		dotNode(&b, n)
-	}
 	level := levels(t)
+	up, down := map[*topology.Node]bool{}, map[*topology.Node]bool{}
+	for _, l := range t.Links {
+		from, to := orient(l, level)
+		down[from.Node], up[to.Node] = true, true
+	}
+	for _, n := range t.Nodes {
+		dotNode(&b, n, up[n], down[n])
+	}
 	for _, l := range t.Links {
 		dotLink(&b, l, level)
 	}
@@ -42,28 +47,51 @@ func DOT(t *topology.Topology) string {
 	return b.String()
 }
 
-// dotNode writes n as a cluster holding a shape per plain veth end and
-// per bridge; a node without either gets a placeholder, since Graphviz
-// drops empty clusters.
-func dotNode(b *strings.Builder, n *topology.Node) {
+// dotNode writes n as a cluster holding one row: a shape per plain veth
+// end and per bridge. The title goes where no line can cross it: below
+// the row when every line arrives from above, above it when every line
+// leaves downwards, and otherwise beside it, as a shape of its own.
+func dotNode(b *strings.Builder, n *topology.Node, up, down bool) {
 	fmt.Fprintf(b, "\n\tsubgraph %s {\n", quote("cluster "+n.Name))
-	fmt.Fprintf(b, "\t\tlabel=%s; %s\n", html(title(n)), dotCluster[kindOf(n)])
-	var ids []string
+	var row []string
+	switch {
+	case !down:
+		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=b; %s\n", html(title(n)), dotCluster[kindOf(n)])
+	case !up:
+		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=t; %s\n", html(title(n)), dotCluster[kindOf(n)])
+	default:
+		fmt.Fprintf(b, "\t\tlabel=\"\"; %s\n", dotCluster[kindOf(n)])
+		head := quote("node " + n.Name)
+		fmt.Fprintf(b, "\t\t%s [label=%s, shape=plaintext, style=\"\", fontsize=11];\n", head, html(title(n)))
+		row = append(row, head)
+	}
 	for _, i := range plain(n) {
 		fmt.Fprintf(b, "\t\t%s [label=%s];\n", ifaceID(i), html(ifaceLines(i)))
-		ids = append(ids, ifaceID(i))
+		row = append(row, ifaceID(i))
 	}
 	for _, br := range n.Bridges {
 		fmt.Fprintf(b, "\t\t%s [label=%s, %s];\n", bridgeID(br), html(bridgeLines(br)), dotBridge)
-		ids = append(ids, bridgeID(br))
+		row = append(row, bridgeID(br))
 	}
-	switch {
-	case len(ids) == 0:
-		fmt.Fprintf(b, "\t\t%s [label=\"no links\", shape=plaintext, style=\"\"];\n", quote("node "+n.Name))
-	case len(ids) > 1: // one row per node keeps each box compact
-		fmt.Fprintf(b, "\t\t{rank=same; %s;}\n", strings.Join(ids, "; "))
-	}
+	dotRow(b, n, row, up && down)
 	b.WriteString("\t}\n")
+}
+
+// dotRow keeps the shapes of a cluster on one rank, the title (when
+// titled is set) leftmost. Graphviz drops an empty cluster, so a node
+// without shapes gets a placeholder.
+func dotRow(b *strings.Builder, n *topology.Node, row []string, titled bool) {
+	switch {
+	case len(row) == 0:
+		fmt.Fprintf(b, "\t\t%s [label=\"no links\", shape=plaintext, style=\"\"];\n", quote("node "+n.Name))
+	case len(row) > 1:
+		fmt.Fprintf(b, "\t\t{rank=same; %s;}\n", strings.Join(row, "; "))
+	}
+	if titled {
+		for _, id := range row[1:] {
+			fmt.Fprintf(b, "\t\t%s -- %s [style=invis];\n", row[0], id)
+		}
+	}
 }
 
 // dotLink writes l as a line between the shapes of its ends, labelled
