@@ -38,7 +38,7 @@ func DOT(t *topology.Topology) string {
 		down[from.Node], up[to.Node] = true, true
 	}
 	for _, n := range t.Nodes {
-		dotNode(&b, n, up[n], down[n])
+		dotNode(&b, t, n, up[n], down[n])
 	}
 	for _, l := range t.Links {
 		dotLink(&b, l, level)
@@ -51,18 +51,18 @@ func DOT(t *topology.Topology) string {
 // end and per bridge. The title goes where no line can cross it: below
 // the row when every line arrives from above, above it when every line
 // leaves downwards, and otherwise beside it, as a shape of its own.
-func dotNode(b *strings.Builder, n *topology.Node, up, down bool) {
+func dotNode(b *strings.Builder, t *topology.Topology, n *topology.Node, up, down bool) {
 	fmt.Fprintf(b, "\n\tsubgraph %s {\n", quote("cluster "+n.Name))
 	var row []string
 	switch {
 	case !down:
-		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=b; %s\n", html(title(n)), dotCluster[kindOf(n)])
+		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=b; %s\n", html(title(t, n)), dotCluster[kindOf(n)])
 	case !up:
-		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=t; %s\n", html(title(n)), dotCluster[kindOf(n)])
+		fmt.Fprintf(b, "\t\tlabel=%s; labelloc=t; %s\n", html(title(t, n)), dotCluster[kindOf(n)])
 	default:
 		fmt.Fprintf(b, "\t\tlabel=\"\"; %s\n", dotCluster[kindOf(n)])
 		head := quote("node " + n.Name)
-		fmt.Fprintf(b, "\t\t%s [label=%s, shape=plaintext, style=\"\", fontsize=11];\n", head, html(title(n)))
+		fmt.Fprintf(b, "\t\t%s [label=%s, shape=plaintext, style=\"\", fontsize=11];\n", head, html(title(t, n)))
 		row = append(row, head)
 	}
 	for _, i := range plain(n) {
@@ -95,7 +95,8 @@ func dotRow(b *strings.Builder, n *topology.Node, row []string, titled bool) {
 }
 
 // dotLink writes l as a line between the shapes of its ends, labelled
-// with the port's name where it meets a bridge.
+// with the port's name where it meets a bridge, and dashed when the link
+// is left down.
 func dotLink(b *strings.Builder, l *topology.Link, level map[*topology.Node]int) {
 	from, to := orient(l, level)
 	var attrs []string
@@ -104,6 +105,9 @@ func dotLink(b *strings.Builder, l *topology.Link, level map[*topology.Node]int)
 	}
 	if p := portName(to); p != "" {
 		attrs = append(attrs, "label="+quote(p))
+	}
+	if down(l) {
+		attrs = append(attrs, "style=dashed")
 	}
 	fmt.Fprintf(b, "\t%s -- %s", endID(from), endID(to))
 	if len(attrs) > 0 {

@@ -36,9 +36,10 @@ func kindOf(n *topology.Node) kind {
 	return kindNamespace
 }
 
-// title returns the lines that head a node's box: its name, its role and
-// its routes.
-func title(n *topology.Node) []string {
+// title returns the lines that head a node's box: its name, its role,
+// then what it does to packets: forwarding, loopback addresses, firewall
+// chains, address translation and routes.
+func title(t *topology.Topology, n *topology.Node) []string {
 	lines := []string{n.Name}
 	switch kindOf(n) {
 	case kindHost:
@@ -49,12 +50,80 @@ func title(n *topology.Node) []string {
 	if f := forwarding(n); f != "" {
 		lines = append(lines, f)
 	}
-	if n.Firewall != nil && n.Firewall.Forward != nil {
-		c := n.Firewall.Forward
-		lines = append(lines, fmt.Sprintf("forward policy %s, %d rules", c.Policy, len(c.Rules)))
+	for _, a := range n.Loopback {
+		lines = append(lines, "lo "+a.String())
 	}
+	if n.Firewall != nil {
+		for _, c := range n.Firewall.Chains() {
+			lines = append(lines, fmt.Sprintf("%s policy %s, %s", c.Hook, policy(c.Chain), plural(len(c.Chain.Rules), "rule")))
+		}
+	}
+	lines = append(lines, nat(n)...)
+	if u := t.Uplink; u != nil && n.Host {
+		lines = append(lines, "uplink from "+u.Node.Name+", masqueraded out "+or(u.Out, "the default route"))
+	}
+	if len(n.Rules) > 0 {
+		lines = append(lines, plural(len(n.Rules), "policy rule"))
+	}
+	return append(lines, routes(n)...)
+}
+
+func policy(c *topology.Chain) string { return or(c.Policy, "accept") }
+
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func plural(k int, what string) string {
+	if k == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", k, what)
+}
+
+// nat describes a node's masquerading and port forwards, one per line.
+func nat(n *topology.Node) []string {
+	if n.NAT == nil {
+		return nil
+	}
+	var lines []string
+	for _, m := range n.NAT.Masquerade {
+		l := "masquerade out " + m.Out
+		if m.To.IsValid() {
+			l = "source NAT out " + m.Out + " to " + m.To.String()
+		}
+		lines = append(lines, l)
+	}
+	for _, p := range n.NAT.Ports {
+		to := p.To.String()
+		if p.ToPort != 0 {
+			to += fmt.Sprintf(" port %d", p.ToPort)
+		}
+		lines = append(lines, fmt.Sprintf("%s port %s forwarded to %s", p.Proto, p.Port, to))
+	}
+	return lines
+}
+
+// routes lists the routes written in the file; the ones auto-routes
+// computes are only counted, since there can be many.
+func routes(n *topology.Node) []string {
+	var lines []string
+	auto := 0
 	for _, r := range n.Routes {
-		lines = append(lines, "route "+r.String())
+		switch {
+		case r.Auto:
+			auto++
+		case r.Table != 0:
+			lines = append(lines, fmt.Sprintf("route %s table %d", r, r.Table))
+		default:
+			lines = append(lines, "route "+r.String())
+		}
+	}
+	if auto > 0 {
+		lines = append(lines, plural(auto, "computed route"))
 	}
 	return lines
 }
@@ -74,6 +143,9 @@ func forwarding(n *topology.Node) string {
 // ifaceLines labels a veth end: its name, then its addresses.
 func ifaceLines(i *topology.Interface) []string {
 	lines := []string{i.Name}
+	if i.Down {
+		lines[0] += " (down)"
+	}
 	for _, a := range i.Addrs {
 		lines = append(lines, a.String())
 	}
@@ -162,6 +234,9 @@ func orient(l *topology.Link, level map[*topology.Node]int) (from, to *topology.
 	}
 	return l.A, l.B
 }
+
+// down reports whether l is left down on purpose, at either end.
+func down(l *topology.Link) bool { return l.A.Down || l.B.Down }
 
 // portName is the label a line carries at the end of i: the port's name
 // when i is the end nsrouter generates on a bridge, otherwise nothing,

@@ -12,8 +12,8 @@ import (
 )
 
 // chainYAML has what the built-in topology lacks: names with '.' and '-',
-// the host on a plain veth, a bridge in a lab node, IPv6, a node without
-// links.
+// the host on a plain veth, a bridge in a lab node, IPv6, a loopback
+// address, an input firewall, a link left down, a node without links.
 const chainYAML = `name: chain
 nodes:
   host:
@@ -21,6 +21,9 @@ nodes:
       veth-lab: {addresses: [192.0.2.1/30]}
   r1.edge:
     forwarding: {ipv4: true, ipv6: true}
+    loopback: [10.0.0.1/32]
+    firewall:
+      input: {policy: drop, rules: [{proto: icmp, action: accept}]}
     interfaces:
       up: {addresses: [192.0.2.2/30, 2001:db8::2/64]}
       down: {addresses: [198.51.100.1/30]}
@@ -43,6 +46,8 @@ links:
   - endpoints: [r1.edge:down, r2-core:up]
   - endpoints: [r2-core:lan, sw:lan0]
   - endpoints: [pc1:eth0, sw:lan0]
+  - endpoints: [pc1:spare, r2-core:spare]
+    state: down
 `
 
 func parse(t *testing.T, src string) *topology.Topology {
@@ -144,7 +149,10 @@ func TestDOTOrder(t *testing.T) {
 		`"if r1.edge:down" -- "if r2-core:up";`,
 		`"if r2-core:lan" -- "br sw:lan0" [label="r2-core-lan"];`,
 		`"br sw:lan0" -- "if pc1:eth0" [label="pc1-eth0"];`,
-		`"node r1.edge" [label=<<b>r1.edge</b><br/><font point-size="9">router<br/>IPv4 and IPv6 forwarding<br/>route default via 192.0.2.1</font>>`,
+		`"node r1.edge" [label=<<b>r1.edge</b><br/><font point-size="9">router<br/>IPv4 and IPv6 forwarding<br/>`+
+			`lo 10.0.0.1/32<br/>input policy drop, 1 rule<br/>route default via 192.0.2.1</font>>`,
+		`"if r2-core:spare" -- "if pc1:spare" [style=dashed];`,
+		`spare (down)`,
 		`"node lonely" [label="no links"`,
 	)
 }

@@ -22,16 +22,11 @@ func Mermaid(t *topology.Topology) string {
 	ids := map[any]string{}
 	fmt.Fprintf(&b, "flowchart TB\n")
 	for k, n := range t.Nodes {
-		mermaidNode(&b, n, fmt.Sprintf("n%d", k+1), ids)
+		mermaidNode(&b, t, n, fmt.Sprintf("n%d", k+1), ids)
 	}
 	level := levels(t)
 	for _, l := range t.Links {
-		from, to := orient(l, level)
-		fmt.Fprintf(&b, "  %s ---", mermaidEnd(from, ids))
-		if p := portName(from) + portName(to); p != "" {
-			fmt.Fprintf(&b, "|%s|", mermaidText([]string{p}))
-		}
-		fmt.Fprintf(&b, " %s\n", mermaidEnd(to, ids))
+		mermaidLink(&b, l, level, ids)
 	}
 	b.WriteString("  classDef bridge fill:#d5f5e3,stroke:#1e8449,stroke-width:2px\n")
 	for k, n := range t.Nodes {
@@ -42,8 +37,8 @@ func Mermaid(t *topology.Topology) string {
 
 // mermaidNode writes n as a subgraph holding a shape per plain veth end
 // (a rounded box) and per bridge (a hexagon), recording their ids.
-func mermaidNode(b *strings.Builder, n *topology.Node, id string, ids map[any]string) {
-	fmt.Fprintf(b, "  subgraph %s[%s]\n", id, mermaidText(title(n)))
+func mermaidNode(b *strings.Builder, t *topology.Topology, n *topology.Node, id string, ids map[any]string) {
+	fmt.Fprintf(b, "  subgraph %s[%s]\n", id, mermaidText(title(t, n)))
 	ifaces := plain(n)
 	for k, i := range ifaces {
 		ids[i] = fmt.Sprintf("%si%d", id, k+1)
@@ -57,6 +52,20 @@ func mermaidNode(b *strings.Builder, n *topology.Node, id string, ids map[any]st
 		fmt.Fprintf(b, "    %sx[\"no links\"]\n", id)
 	}
 	b.WriteString("  end\n")
+}
+
+// mermaidLink writes l as a line, labelled with the port's name where
+// it meets a bridge, and dotted when the link is left down.
+func mermaidLink(b *strings.Builder, l *topology.Link, level map[*topology.Node]int, ids map[any]string) {
+	from, to := orient(l, level)
+	line := "---"
+	if down(l) {
+		line = "-.-"
+	}
+	if p := portName(from) + portName(to); p != "" {
+		line += "|" + mermaidText([]string{p}) + "|"
+	}
+	fmt.Fprintf(b, "  %s %s %s\n", mermaidEnd(from, ids), line, mermaidEnd(to, ids))
 }
 
 // mermaidEnd names the shape a link's end is drawn at: its bridge for a
