@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 
 	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
@@ -138,13 +142,24 @@ func (e *Executor) step(s plan.Step, res *Result) (changed bool, note string, er
 		return changed, "", err
 	case plan.AddRoute:
 		r := s.Route
-		changed, err = ns.EnsureRoute(RouteSpec{Dst: r.Dst, Via: r.Via, Dev: r.Dev, Metric: r.Metric})
+		changed, err = ns.EnsureRoute(RouteSpec{Dst: r.Dst, Via: r.Via, Dev: r.Dev, Metric: r.Metric, Table: r.Table})
+		return changed, "", err
+	case plan.AddRule:
+		changed, err = ns.EnsureRule(netlinkRule(s.Rule), plan.RuleString(s.Rule))
 		return changed, "", err
 	case plan.SetFirewall:
-		changed, err = ns.EnsureFirewall(e.Lab, s.Chain)
+		changed, err = ns.EnsureTable(NodeTable(e.Lab, s.Node, s.Chain, s.NAT), true)
 		return changed, "", err
 	case plan.AllowBridged:
 		return e.allowBridged(ns, s.Bridges, res)
+	case plan.SetMTU:
+		changed, err = ns.EnsureMTU(s.Iface, s.MTU)
+		return changed, "", err
+	case plan.WriteHosts:
+		changed, err = WriteHosts(s.Node.Name, s.Hosts, plan.HostsMarker)
+		return changed, "", err
+	case plan.SetUplink:
+		return e.uplink(ns, s.Uplink, res)
 	}
 	return false, "", fmt.Errorf("unknown step kind %v", s.Kind)
 }
@@ -187,7 +202,7 @@ func (e *Executor) createVeth(l *topology.Link, mark string) (bool, string, erro
 		return false, "", err
 	}
 	end := func(ns *NS, i *topology.Interface) VethEnd {
-		v := VethEnd{NS: ns, Name: i.Name}
+		v := VethEnd{NS: ns, Name: i.Name, MTU: i.MTU, MAC: i.MAC}
 		if i.Master != nil {
 			v.Master = i.Master.Name
 		}
@@ -215,4 +230,55 @@ func (e *Executor) allowBridged(ns *NS, bridges []*topology.Bridge, res *Result)
 			"bridges", names)
 	}
 	return changed, note, err
+}
+
+// netlinkRule converts a policy rule to netlink's form.
+func netlinkRule(r *topology.PolicyRule) *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Family = netlink.FAMILY_V4
+	if r.IPv6 {
+		nr.Family = netlink.FAMILY_V6
+	}
+	nr.Table = r.Table
+	nr.Priority = r.Priority
+	if r.Priority == 0 {
+		nr.Priority = -1
+	}
+	if r.From.IsValid() {
+		nr.Src = ipNet(r.From)
+	}
+	if r.To.IsValid() {
+		nr.Dst = ipNet(r.To)
+	}
+	nr.IifName, nr.OifName = r.IIF, r.OIF
+	if r.FwMark != 0 {
+		nr.Mark = r.FwMark
+	}
+	return nr
+}
+
+// uplink connects the lab to the host's network: the host masquerades the
+// uplink's subnet towards its default-route interface (or the one named),
+// and foreign forward drops let the uplink's traffic through.
+func (e *Executor) uplink(host *NS, u *topology.Uplink, res *Result) (bool, string, error) {
+	out := u.Out
+	if out == "" {
+		dev, err := host.DefaultRouteDev()
+		if err != nil {
+			return false, "", err
+		}
+		out = dev
+	}
+	spec := TableSpec{Family: nftables.TableFamilyIPv4, Name: TableName(e.Lab), Chains: []ChainSpec{{
+		Name: "postrouting", Type: nftables.ChainTypeNAT, Hook: nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityNATSource, Policy: nftables.ChainPolicyAccept,
+		Rules: []RuleSpec{masqRule(topology.Masquerade{Out: out, Src: []netip.Prefix{u.Subnet}}, u.Subnet)},
+	}}}
+	changed, err := host.EnsureTable(spec, false)
+	if err != nil {
+		return changed, "", err
+	}
+	chains, c2, err := host.AllowUplink(e.Lab, u.HostEnd.Name)
+	res.Foreign = append(res.Foreign, chains...)
+	return changed || c2, "masquerade towards " + out, err
 }

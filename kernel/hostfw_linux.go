@@ -79,7 +79,34 @@ func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
 // AllowBridged makes sure every foreign forward chain with a drop policy
 // lets frames cross each of the bridges, and returns those chains.
 func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
+	var rules []RuleSpec
+	for _, br := range bridges {
+		e := append(matchIfname(expr.MetaKeyIIFNAME, br), matchIfname(expr.MetaKeyOIFNAME, br)...)
+		rules = append(rules, RuleSpec{Text: bridgedRuleComment(Mark(lab), br),
+			Exprs: append(e, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})})
+	}
+	return ns.ensureForeign(lab, rules)
+}
+
+// AllowUplink lets the uplink's traffic through foreign forward chains with
+// a drop policy: everything from the lab, and replies to it.
+//
+//	iifname "nsr-lab" counter accept
+//	oifname "nsr-lab" ct state established,related counter accept
+func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
 	mark := Mark(lab)
+	in := append(matchIfname(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
+	out := append(matchIfname(expr.MetaKeyOIFNAME, hostEnd), matchCt(expr.CtKeySTATE, ctBits["established"]|ctBits["related"])...)
+	out = append(out, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
+	return ns.ensureForeign(lab, []RuleSpec{
+		{Text: mark + " uplink-in", Exprs: in},
+		{Text: mark + " uplink-out", Exprs: out},
+	})
+}
+
+// ensureForeign puts each rule, identified by its comment, at the head of
+// every foreign forward chain with a drop policy, unless it is there.
+func (ns *NS) ensureForeign(lab string, rules []RuleSpec) (chains []ForeignChain, changed bool, err error) {
 	drops, err := ns.forwardDrops(lab)
 	if err != nil {
 		return nil, false, err
@@ -90,19 +117,11 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 		if err != nil {
 			return chains, changed, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
 		}
-		for _, br := range bridges {
-			want := bridgedRuleComment(mark, br)
-			if hasComment(have, want) {
+		for _, r := range rules {
+			if hasComment(have, r.Text) {
 				continue
 			}
-			ns.nft.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(want), Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(br)},
-				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(br)},
-				&expr.Counter{},
-				&expr.Verdict{Kind: expr.VerdictAccept},
-			}})
+			ns.nft.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(r.Text), Exprs: r.Exprs})
 			changed = true
 		}
 	}
@@ -110,7 +129,7 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 		return chains, false, nil
 	}
 	if err := ns.nft.Flush(); err != nil {
-		return chains, false, &OpError{Op: "allow bridged frames", Node: ns.Name, Err: err}
+		return chains, false, &OpError{Op: "add rules to foreign forward chains", Node: ns.Name, Err: err}
 	}
 	return chains, true, nil
 }

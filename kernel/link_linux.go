@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/vishvananda/netlink"
 )
@@ -70,6 +71,8 @@ type VethEnd struct {
 	NS     *NS
 	Name   string
 	Master string
+	MTU    int // 0: the default
+	MAC    net.HardwareAddr
 }
 
 // EnsureVeth creates a veth pair with each end directly in its namespace
@@ -87,7 +90,9 @@ func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
 		return false, err
 	}
 	if la != nil && lb != nil {
-		return false, errors.Join(a.NS.ensureMaster(la, a.Master), b.NS.ensureMaster(lb, b.Master))
+		ca, erra := a.NS.ensureLinkAttrs(la, a.MTU, a.MAC)
+		cb, errb := b.NS.ensureLinkAttrs(lb, b.MTU, b.MAC)
+		return ca || cb, errors.Join(erra, errb, a.NS.ensureMaster(la, a.Master), b.NS.ensureMaster(lb, b.Master))
 	}
 	for _, half := range []struct {
 		ns *NS
@@ -100,8 +105,8 @@ func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
 		}
 	}
 	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: b.Name,
-		PeerNamespace: netlink.NsFd(b.NS.fd)}
-	v.Name = a.Name
+		PeerNamespace: netlink.NsFd(b.NS.fd), PeerMTU: uint32(b.MTU), PeerHardwareAddr: b.MAC}
+	v.Name, v.MTU, v.HardwareAddr = a.Name, a.MTU, a.MAC
 	if a.Master != "" {
 		m, err := a.NS.nl.LinkByName(a.Master)
 		if err != nil {

@@ -1,117 +1,17 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
-	"fmt"
-	"net/netip"
-	"slices"
-	"strings"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
-	"github.com/nsrouter/nsrouter/topology"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // TableName is the nftables table that holds a lab's rules in a namespace.
 func TableName(lab string) string { return "nsrouter-" + lab }
-
-// RuleText renders a rule as nft prints it. It is stored as the rule's
-// comment, so that a later run can tell whether the kernel already holds
-// exactly the rules the file asks for.
-func RuleText(r topology.Rule) string {
-	var parts []string
-	if r.In != "" {
-		parts = append(parts, fmt.Sprintf("iifname %q", r.In))
-	}
-	if r.Out != "" {
-		parts = append(parts, fmt.Sprintf("oifname %q", r.Out))
-	}
-	fam := "ip"
-	if (r.Src.IsValid() && r.Src.Addr().Is6()) || (r.Dst.IsValid() && r.Dst.Addr().Is6()) {
-		fam = "ip6"
-	}
-	if r.Src.IsValid() {
-		parts = append(parts, fam+" saddr "+r.Src.String())
-	}
-	if r.Dst.IsValid() {
-		parts = append(parts, fam+" daddr "+r.Dst.String())
-	}
-	return strings.Join(append(parts, r.Action), " ")
-}
-
-// ifnameData is an interface name as the kernel compares it: the name and
-// its terminating NUL.
-func ifnameData(name string) []byte { return append([]byte(name), 0) }
-
-// ruleExprs builds the expressions of one rule of an inet table:
-//
-//	iifname "eth0" oifname "eth1" ip saddr 10.11.0.0/24 counter accept
-func ruleExprs(r topology.Rule) []expr.Any {
-	var e []expr.Any
-	if r.In != "" {
-		e = append(e, &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(r.In)})
-	}
-	if r.Out != "" {
-		e = append(e, &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(r.Out)})
-	}
-	var p netip.Prefix
-	if r.Src.IsValid() {
-		p = r.Src
-	} else if r.Dst.IsValid() {
-		p = r.Dst
-	}
-	if p.IsValid() {
-		proto := byte(unix.NFPROTO_IPV4)
-		if p.Addr().Is6() {
-			proto = unix.NFPROTO_IPV6
-		}
-		e = append(e, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}})
-	}
-	if r.Src.IsValid() {
-		e = append(e, matchPrefix(r.Src, true)...)
-	}
-	if r.Dst.IsValid() {
-		e = append(e, matchPrefix(r.Dst, false)...)
-	}
-	e = append(e, &expr.Counter{})
-	switch r.Action {
-	case "accept":
-		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
-	case "drop":
-		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
-	case "reject":
-		e = append(e, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})
-	}
-	return e
-}
-
-// matchPrefix compares the source or destination address with a prefix.
-func matchPrefix(p netip.Prefix, src bool) []expr.Any {
-	off, size := uint32(16), uint32(4) // IPv4 daddr
-	if p.Addr().Is6() {
-		off, size = 24, 16
-	}
-	if src {
-		off -= size
-	}
-	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
-	if p.Bits() == p.Addr().BitLen() {
-		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()}}
-	}
-	m := make([]byte, size)
-	for i := 0; i < p.Bits(); i++ {
-		m[i/8] |= 0x80 >> (i % 8)
-	}
-	return []expr.Any{load,
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: m, Xor: make([]byte, size)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
-	}
-}
 
 func comment(s string) []byte { return userdata.AppendString(nil, userdata.TypeComment, s) }
 
@@ -120,71 +20,97 @@ func commentOf(r *nftables.Rule) string {
 	return s
 }
 
-// EnsureFirewall makes the lab's inet table in ns hold exactly fw, in one
-// transaction; when it already does, nothing is sent. Its shape:
-//
-//	table inet nsrouter-LAB {
-//		chain forward {
-//			type filter hook forward priority filter; policy drop;
-//			iifname "eth0" oifname "eth1" counter accept comment "..."
-//		}
-//	}
-func (ns *NS) EnsureFirewall(lab string, fw *topology.Firewall) (changed bool, err error) {
-	table := &nftables.Table{Name: TableName(lab), Family: nftables.TableFamilyINet}
-	policy := nftables.ChainPolicyAccept
-	if fw.Forward.Policy == "drop" {
-		policy = nftables.ChainPolicyDrop
-	}
-	if same, err := ns.firewallIs(table, policy, fw.Forward.Rules); err != nil || same {
+func nativeU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// EnsureTable makes the table in ns hold exactly spec, in one transaction
+// that deletes and re-creates it; when it already does, nothing is sent.
+// With flush, a change to an existing table also empties the namespace's
+// conntrack table, so that no flow keeps a verdict or translation of the
+// old rules. The host's table is never flushed: its flows are not ours.
+func (ns *NS) EnsureTable(spec TableSpec, flush bool) (changed bool, err error) {
+	table := &nftables.Table{Name: spec.Name, Family: spec.Family}
+	same, existed, err := ns.tableIs(table, spec)
+	if err != nil || same {
 		return false, err
 	}
-	if _, err := ns.nft.ListTableOfFamily(table.Name, table.Family); err == nil {
+	if existed {
 		ns.nft.DelTable(table)
 	}
 	ns.nft.AddTable(table)
-	chain := ns.nft.AddChain(&nftables.Chain{Name: "forward", Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-	for _, r := range fw.Forward.Rules {
-		ns.nft.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: ruleExprs(r), UserData: comment(RuleText(r))})
+	for _, cs := range spec.Chains {
+		policy := cs.Policy
+		chain := ns.nft.AddChain(&nftables.Chain{Name: cs.Name, Table: table, Type: cs.Type,
+			Hooknum: cs.Hook, Priority: cs.Priority, Policy: &policy})
+		for _, r := range cs.Rules {
+			ns.nft.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.Exprs, UserData: comment(r.Text)})
+		}
 	}
 	if err := ns.nft.Flush(); err != nil {
-		return false, &OpError{Op: "set firewall", Node: ns.Name, Iface: "inet " + table.Name, Err: err}
+		return false, &OpError{Op: "write nftables table", Node: ns.Name, Iface: familyName(spec.Family) + " " + spec.Name, Err: err}
+	}
+	if existed && flush {
+		if err := ns.FlushConntrack(); err != nil {
+			return true, err
+		}
 	}
 	return true, nil
 }
 
-// firewallIs reports whether the table exists with a forward chain of the
-// given policy whose rules carry exactly the wanted texts.
-func (ns *NS) firewallIs(table *nftables.Table, policy nftables.ChainPolicy, rules []topology.Rule) (bool, error) {
-	chain, err := ns.nft.ListChain(table, "forward")
-	if err != nil {
-		return false, nil // no table or no chain: build it
+// FlushConntrack empties the namespace's connection tracking table
+// (`conntrack -F`).
+func (ns *NS) FlushConntrack() error {
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		if _, err := ns.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, allFlows{}); err != nil {
+			return &OpError{Op: "flush conntrack", Node: ns.Name, Err: err}
+		}
 	}
-	if chain.Policy == nil || *chain.Policy != policy {
-		return false, nil
-	}
-	have, err := ns.nft.GetRules(table, chain)
-	if err != nil {
-		return false, &OpError{Op: "list rules", Node: ns.Name, Iface: table.Name, Err: err}
-	}
-	var got, want []string
-	for _, r := range have {
-		got = append(got, commentOf(r))
-	}
-	for _, r := range rules {
-		want = append(want, RuleText(r))
+	return nil
+}
+
+// allFlows matches every conntrack entry.
+type allFlows struct{}
+
+func (allFlows) MatchConntrackFlow(*netlink.ConntrackFlow) bool { return true }
+
+// tableIs reports whether the table exists (existed) and holds exactly the
+// chains of spec, each with the same hook, policy and rule texts (same).
+func (ns *NS) tableIs(table *nftables.Table, spec TableSpec) (same, existed bool, err error) {
+	if _, err := ns.nft.ListTableOfFamily(table.Name, table.Family); err != nil {
+		return false, false, nil
 	}
 	chains, err := ns.nft.ListChainsOfTableFamily(table.Family)
 	if err != nil {
-		return false, &OpError{Op: "list chains", Node: ns.Name, Err: err}
+		return false, true, &OpError{Op: "list chains", Node: ns.Name, Err: err}
 	}
-	n := 0
+	have := map[string]*nftables.Chain{}
 	for _, c := range chains {
 		if c.Table.Name == table.Name {
-			n++
+			have[c.Name] = c
 		}
 	}
-	return n == 1 && slices.Equal(got, want), nil
+	if len(have) != len(spec.Chains) {
+		return false, true, nil
+	}
+	for _, cs := range spec.Chains {
+		c, ok := have[cs.Name]
+		if !ok || c.Policy == nil || *c.Policy != cs.Policy || c.Type != cs.Type ||
+			c.Hooknum == nil || *c.Hooknum != *cs.Hook || c.Priority == nil || *c.Priority != *cs.Priority {
+			return false, true, nil
+		}
+		rules, err := ns.nft.GetRules(table, c)
+		if err != nil {
+			return false, true, &OpError{Op: "list rules", Node: ns.Name, Iface: table.Name, Err: err}
+		}
+		if len(rules) != len(cs.Rules) {
+			return false, true, nil
+		}
+		for i, r := range rules {
+			if commentOf(r) != cs.Rules[i].Text {
+				return false, true, nil
+			}
+		}
+	}
+	return true, true, nil
 }
 
 // DeleteTable removes the lab's table in ns, if it is there.

@@ -20,6 +20,7 @@ type RouteSpec struct {
 	Via    netip.Addr
 	Dev    string
 	Metric int
+	Table  int // 0: main
 }
 
 func (r RouteSpec) String() string {
@@ -36,8 +37,12 @@ func (r RouteSpec) String() string {
 // EnsureRoute installs the route in the main table (`ip route replace`)
 // unless an identical one of ours is there.
 func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
+	table := spec.Table
+	if table == 0 {
+		table = unix.RT_TABLE_MAIN
+	}
 	want := &netlink.Route{Dst: ipNet(spec.Dst), Priority: spec.Metric,
-		Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+		Protocol: RouteProtocol, Table: table}
 	if spec.Via.IsValid() {
 		want.Gw = spec.Via.AsSlice()
 	} else {
@@ -54,7 +59,7 @@ func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
 	if spec.Dst.Addr().Is6() {
 		family = netlink.FAMILY_V6
 	}
-	have, err := ns.nl.RouteListFiltered(family, &netlink.Route{Dst: want.Dst, Table: unix.RT_TABLE_MAIN},
+	have, err := ns.nl.RouteListFiltered(family, &netlink.Route{Dst: want.Dst, Table: table},
 		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, &OpError{Op: "list routes", Node: ns.Name, Err: err}

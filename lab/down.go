@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/nsrouter/nsrouter/kernel"
+	"github.com/nsrouter/nsrouter/plan"
 )
 
 // DownResult reports what Down removed.
@@ -85,6 +86,15 @@ func down(lab string, o Options) (*DownResult, error) {
 			continue
 		}
 		res.Namespaces = append(res.Namespaces, name)
+	}
+
+	// Name files are found by their first line, like everything else.
+	if dirs, err := os.ReadDir(kernel.HostsDir); err == nil {
+		for _, d := range dirs {
+			if _, err := kernel.RemoveHosts(d.Name(), plan.HostsMarker+lab+"\n"); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 
 	restored, err := o.restoreHost(lab, host)

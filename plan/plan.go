@@ -24,6 +24,10 @@ const (
 	AddRoute                    // a static route
 	SetFirewall                 // a node's nftables table, in one transaction
 	AllowBridged                // host: let frames cross the lab's bridges
+	SetMTU                      // a bridge's MTU, once its ports are attached
+	AddRule                     // a policy routing rule
+	WriteHosts                  // /etc/netns/NODE/hosts: every node by name
+	SetUplink                   // host: forwarding and masquerade for the uplink
 )
 
 var kindNames = [...]string{
@@ -36,6 +40,10 @@ var kindNames = [...]string{
 	AddRoute:        "route",
 	SetFirewall:     "firewall",
 	AllowBridged:    "allow-bridged",
+	SetMTU:          "mtu",
+	AddRule:         "rule",
+	WriteHosts:      "hosts",
+	SetUplink:       "uplink",
 }
 
 func (k Kind) String() string {
@@ -48,16 +56,21 @@ func (k Kind) String() string {
 // Step is one change to the kernel. Only the fields its Kind needs are set.
 type Step struct {
 	Kind    Kind
-	Node    *topology.Node     // where the step acts
-	Iface   string             // interface or bridge name in Node
-	Veth    *topology.Link     // CreateVeth
-	Addr    netip.Prefix       // AddAddress
-	Route   *topology.Route    // AddRoute
-	Key     string             // SetSysctl: dotted name, like net.ipv4.ip_forward
-	Value   string             // SetSysctl
-	Chain   *topology.Firewall // SetFirewall
-	Bridges []*topology.Bridge // AllowBridged
-	Reason  string             // why the lab needs this step, for people
+	Node    *topology.Node       // where the step acts
+	Iface   string               // interface or bridge name in Node
+	Veth    *topology.Link       // CreateVeth
+	Addr    netip.Prefix         // AddAddress
+	Route   *topology.Route      // AddRoute
+	Key     string               // SetSysctl: dotted name, like net.ipv4.ip_forward
+	Value   string               // SetSysctl
+	Chain   *topology.Firewall   // SetFirewall (with NAT)
+	NAT     *topology.NAT        // SetFirewall
+	Bridges []*topology.Bridge   // AllowBridged
+	Rule    *topology.PolicyRule // AddRule
+	MTU     int                  // SetMTU
+	Hosts   []byte               // WriteHosts
+	Uplink  *topology.Uplink     // SetUplink
+	Reason  string               // why the lab needs this step, for people
 }
 
 // String renders the step on one line, for logs and dry runs.
@@ -79,9 +92,17 @@ func (s Step) String() string {
 	case AddRoute:
 		return fmt.Sprintf("%s: route %s", where, s.Route)
 	case SetFirewall:
-		return fmt.Sprintf("%s: firewall (forward policy %s, %d rules)", where, s.Chain.Forward.Policy, len(s.Chain.Forward.Rules))
+		return fmt.Sprintf("%s: nftables table (filter and NAT)", where)
 	case AllowBridged:
 		return fmt.Sprintf("%s: let frames cross %d lab bridges past foreign forward drops", where, len(s.Bridges))
+	case SetMTU:
+		return fmt.Sprintf("%s: mtu %d on %s", where, s.MTU, s.Iface)
+	case AddRule:
+		return fmt.Sprintf("%s: rule %s", where, RuleString(s.Rule))
+	case WriteHosts:
+		return fmt.Sprintf("%s: write /etc/netns/%s/hosts", where, where)
+	case SetUplink:
+		return fmt.Sprintf("host: forward and masquerade %s for the uplink", s.Uplink.Subnet)
 	}
 	return s.Kind.String()
 }
@@ -103,6 +124,10 @@ func Build(t *topology.Topology) *Plan {
 	for _, n := range t.Nodes {
 		p.sysctls(n)
 	}
+	if u := t.Uplink; u != nil && !u.HostEnd.Node.Forward4 {
+		p.add(Step{Kind: SetSysctl, Node: u.HostEnd.Node, Key: "net.ipv4.ip_forward", Value: "1",
+			Reason: "the host routes the uplink's traffic; down puts the old value back"})
+	}
 	for _, n := range t.Nodes {
 		for _, b := range n.Bridges {
 			p.add(Step{Kind: CreateBridge, Node: n, Iface: b.Name,
@@ -114,24 +139,35 @@ func Build(t *topology.Topology) *Plan {
 			Reason: "a veth pair is the cable between two namespaces"})
 	}
 	for _, n := range t.Nodes {
+		for _, b := range n.Bridges {
+			if b.MTU != 0 {
+				p.add(Step{Kind: SetMTU, Node: n, Iface: b.Name, MTU: b.MTU,
+					Reason: "set after the ports join, which would otherwise lower it"})
+			}
+		}
+	}
+	for _, n := range t.Nodes {
 		p.addresses(n)
 	}
 	for _, n := range t.Nodes {
 		for _, i := range n.Interfaces {
-			p.add(Step{Kind: SetUp, Node: n, Iface: i.Name,
-				Reason: "an interface passes no traffic until it is up"})
+			if !i.Down {
+				p.add(Step{Kind: SetUp, Node: n, Iface: i.Name,
+					Reason: "an interface passes no traffic until it is up"})
+			}
 		}
 	}
 	for _, n := range t.Nodes {
-		for _, r := range n.Routes {
-			p.add(Step{Kind: AddRoute, Node: n, Route: r,
-				Reason: "without it the node only knows its own subnets"})
-		}
+		p.routes(n)
 	}
 	for _, n := range t.Nodes {
-		if n.Firewall != nil && !n.Host {
-			p.add(Step{Kind: SetFirewall, Node: n, Chain: n.Firewall,
-				Reason: "the forward policy decides what the router passes"})
+		nat := n.NAT
+		if u := t.Uplink; u != nil && u.Node == n {
+			nat = uplinkNAT(t, nat)
+		}
+		if !n.Host && (n.Firewall != nil || nat != nil) {
+			p.add(Step{Kind: SetFirewall, Node: n, Chain: n.Firewall, NAT: nat,
+				Reason: "filter and NAT rules, replaced in one nftables transaction"})
 		}
 	}
 	for _, n := range t.Nodes {
@@ -140,10 +176,68 @@ func Build(t *topology.Topology) *Plan {
 				Reason: "another program's forward drop (Docker's) also sees bridged frames"})
 		}
 	}
+	if u := t.Uplink; u != nil {
+		p.add(Step{Kind: SetUplink, Node: u.HostEnd.Node, Uplink: u,
+			Reason: "the host masquerades the uplink towards its own network"})
+	}
+	if hosts := HostsFile(t); hosts != nil {
+		for _, n := range t.Namespaces() {
+			p.add(Step{Kind: WriteHosts, Node: n, Hosts: hosts,
+				Reason: "nodes reach each other by name through /etc/hosts"})
+		}
+	}
 	return p
 }
 
+func (p *Plan) routes(n *topology.Node) {
+	for _, r := range n.Routes {
+		why := "without it the node only knows its own subnets"
+		if r.Auto {
+			why = "computed by auto-routes: the shortest path over the lab's routers"
+		}
+		p.add(Step{Kind: AddRoute, Node: n, Route: r, Reason: why})
+	}
+	for _, r := range n.Rules {
+		p.add(Step{Kind: AddRule, Node: n, Rule: r,
+			Reason: "policy routing: these packets look up another table"})
+	}
+}
+
 func (p *Plan) add(s Step) { p.Steps = append(p.Steps, s) }
+
+// uplinkNAT adds to the uplink node's NAT a masquerade of every IPv4 lab
+// subnet out of the uplink, so the host needs no routes into the lab.
+func uplinkNAT(t *topology.Topology, nat *topology.NAT) *topology.NAT {
+	out := &topology.NAT{}
+	if nat != nil {
+		*out = *nat
+		out.Masquerade = append([]topology.Masquerade(nil), nat.Masquerade...)
+	}
+	seen := map[netip.Prefix]bool{t.Uplink.Subnet: true}
+	var src []netip.Prefix
+	for _, n := range t.Nodes {
+		for _, i := range n.Interfaces {
+			for _, a := range i.Addrs {
+				if q := a.Masked(); a.Addr().Is4() && !seen[q] {
+					seen[q] = true
+					src = append(src, q)
+				}
+			}
+		}
+		for _, b := range n.Bridges {
+			for _, a := range b.Addrs {
+				if q := a.Masked(); a.Addr().Is4() && !seen[q] {
+					seen[q] = true
+					src = append(src, q)
+				}
+			}
+		}
+	}
+	if len(src) > 0 {
+		out.Masquerade = append(out.Masquerade, topology.Masquerade{Out: t.Uplink.Iface.Name, Src: src})
+	}
+	return out
+}
 
 // sysctls sets, in lab namespaces, every value the lab depends on, rather
 // than trusting what a new namespace inherits. In the host, it only turns
@@ -167,15 +261,52 @@ func (p *Plan) sysctls(n *topology.Node) {
 	}
 	set("net.ipv4.ip_forward", n.Forward4, "a router forwards IPv4 only when this is 1")
 	set("net.ipv6.conf.all.forwarding", n.Forward6, "IPv6 forwarding is decided by the all switch")
+	set("net.ipv4.conf.all.rp_filter", false, "lab paths may be asymmetric; do not inherit a strict reverse-path filter")
+	set("net.ipv4.conf.default.rp_filter", false, "the same for interfaces created after this")
+	if usesIPv6(n) {
+		set("net.ipv6.conf.all.disable_ipv6", false, "IPv6 addresses need IPv6 on, whatever was inherited")
+		set("net.ipv6.conf.default.disable_ipv6", false, "the same for interfaces created after this")
+	}
 	if len(n.Bridges) > 0 {
 		set("net.bridge.bridge-nf-call-iptables", false,
 			"bridged frames in a lab node skip IP firewall hooks")
 		set("net.bridge.bridge-nf-call-ip6tables", false,
 			"bridged frames in a lab node skip IPv6 firewall hooks")
 	}
+	for _, sc := range n.Sysctls {
+		p.add(Step{Kind: SetSysctl, Node: n, Key: sc.Key, Value: sc.Value, Reason: "asked for by the file"})
+	}
+}
+
+// usesIPv6 reports whether a node has any IPv6 address or route.
+func usesIPv6(n *topology.Node) bool {
+	for _, i := range n.Interfaces {
+		for _, a := range i.Addrs {
+			if a.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	for _, b := range n.Bridges {
+		for _, a := range b.Addrs {
+			if a.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	for _, a := range n.Loopback {
+		if a.Addr().Is6() {
+			return true
+		}
+	}
+	return n.Forward6
 }
 
 func (p *Plan) addresses(n *topology.Node) {
+	for _, a := range n.Loopback {
+		p.add(Step{Kind: AddAddress, Node: n, Iface: "lo", Addr: a,
+			Reason: "a loopback address stays up whatever links go down"})
+	}
 	for _, b := range n.Bridges {
 		for _, a := range b.Addrs {
 			p.add(Step{Kind: AddAddress, Node: n, Iface: b.Name, Addr: a,
