@@ -249,7 +249,7 @@ func cmdExec(ctx context.Context, e *env, args []string) error {
 	if err := lab.RequireRoot(); err != nil {
 		return err
 	}
-	return lab.Exec(args[0], args[2:])
+	return lab.Exec(ctx, args[0], args[2:])
 }
 
 func cmdValidate(ctx context.Context, e *env, args []string) error {

@@ -35,6 +35,7 @@ Usage:
   nsrouter check    [FILE] [--json]           run the file's expectations
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
   nsrouter validate FILE                      parse and validate only
+  nsrouter graph    [FILE] [--format F]       draw the topology: dot (default), mermaid, svg
 
 FILE omitted means the built-in topology; "-" reads standard input.
 Global flags: -v (debug logs on stderr).
@@ -58,6 +59,11 @@ type env struct {
 }
 
 func main() {
+	if len(os.Args) > 3 && os.Args[1] == kernel.ExecChildArg && os.Args[3] == "--" {
+		err := kernel.ExecChild(os.Args[2], os.Args[4:])
+		fmt.Fprintf(os.Stderr, "nsrouter: %v\n", err)
+		os.Exit(127)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -82,6 +88,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmds := map[string]func(context.Context, *env, []string) error{
 		"up": cmdUp, "down": cmdDown, "status": cmdStatus, "check": cmdCheck,
 		"exec": cmdExec, "validate": cmdValidate,
+		"graph": cmdGraph,
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
@@ -122,6 +129,10 @@ func report(e *env, err error) int {
 		return exitEnviron
 	case errors.Is(err, errExpectations):
 		return exitFailed
+	}
+	var exit *lab.ExitError
+	if errors.As(err, &exit) {
+		return exit.Code
 	}
 	fmt.Fprintf(e.stderr, "nsrouter: %v\n", err)
 	var clash *kernel.ClashError
