@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -15,12 +16,14 @@ import (
 type CheckResult struct {
 	From   string        `json:"from"`
 	To     string        `json:"to"`
+	Proto  string        `json:"proto"`
 	Addr   string        `json:"address"`
 	Expect string        `json:"expect"` // "reach" or "blocked"
 	Reply  bool          `json:"reply"`
 	Pass   bool          `json:"pass"`
 	RTT    time.Duration `json:"rtt_ns"`
 	TTL    int           `json:"ttl,omitempty"`
+	Seen   string        `json:"seen_source,omitempty"` // tcp/udp: source the listener saw
 	Line   int           `json:"line,omitempty"`
 	Detail string        `json:"detail,omitempty"`
 }
@@ -46,6 +49,15 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 	defer func() {
 		for _, ns := range nss {
 			ns.Close()
+		}
+	}()
+	listeners, err := startListeners(t, nss)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
 		}
 	}()
 	rep := &Report{Lab: t.Name, Results: make([]CheckResult, len(t.Expect))}
@@ -102,8 +114,42 @@ func openNodes(t *topology.Topology) (map[string]*kernel.NS, error) {
 	return nss, nil
 }
 
+// listenerKey names one listener: several expectations may share it.
+type listenerKey struct {
+	node  string
+	proto string
+	port  uint16
+}
+
+// startListeners starts the tcp and udp listeners the expectations need,
+// one per node, protocol and port.
+func startListeners(t *topology.Topology, nss map[string]*kernel.NS) (map[listenerKey]*probe.Listener, error) {
+	out := map[listenerKey]*probe.Listener{}
+	for _, e := range t.Expect {
+		if e.Proto == "icmp" || e.Server == nil {
+			continue
+		}
+		k := listenerKey{e.Server.Name, e.Proto, e.ServerPort}
+		if _, ok := out[k]; ok {
+			continue
+		}
+		l, err := probe.Listen(nss[k.node], k.proto, k.port)
+		if err != nil {
+			for _, l := range out {
+				l.Close()
+			}
+			return nil, err
+		}
+		out[k] = l
+	}
+	return out, nil
+}
+
 func runExpectation(ctx context.Context, ns *kernel.NS, e *topology.Expectation) CheckResult {
-	r := CheckResult{From: e.From.Name, To: e.To, Addr: e.Addr.String(), Expect: "reach", Line: e.Line}
+	if e.Proto != "icmp" {
+		return runConn(ctx, ns, e)
+	}
+	r := CheckResult{From: e.From.Name, To: e.To, Proto: e.Proto, Addr: e.Addr.String(), Expect: "reach", Line: e.Line}
 	opt := probe.PingOptions{}
 	if !e.Reach {
 		r.Expect = "blocked"
@@ -127,6 +173,39 @@ func runExpectation(ctx context.Context, ns *kernel.NS, e *topology.Expectation)
 		r.Detail = fmt.Sprintf("reply TTL %d, want %d", res.TTL, e.TTL)
 	default:
 		r.Pass = true
+	}
+	return r
+}
+
+// runConn runs a tcp or udp expectation against the listener.
+func runConn(ctx context.Context, ns *kernel.NS, e *topology.Expectation) CheckResult {
+	dst := netip.AddrPortFrom(e.Addr, e.Port)
+	r := CheckResult{From: e.From.Name, To: e.To, Proto: e.Proto, Addr: dst.String(), Expect: "reach", Line: e.Line}
+	timeout := 2 * time.Second
+	if !e.Reach {
+		r.Expect, timeout = "blocked", time.Second
+	}
+	res, err := probe.Connect(ctx, ns, e.Proto, dst, timeout)
+	if err != nil {
+		r.Detail = err.Error()
+		return r
+	}
+	r.Reply, r.RTT = res.Connected, res.RTT
+	if res.Seen.IsValid() {
+		r.Seen = res.Seen.String()
+	}
+	switch {
+	case e.Reach && !res.Connected:
+		r.Detail = res.Outcome
+	case !e.Reach && res.Connected:
+		r.Detail = "connected; seen from " + r.Seen
+	case !e.Reach:
+		r.Detail, r.Pass = res.Outcome, true
+	case e.Source.IsValid() && res.Seen != e.Source:
+		r.Detail = fmt.Sprintf("listener saw source %s, want %s", res.Seen, e.Source)
+	default:
+		r.Pass = true
+		r.Detail = "seen from " + r.Seen
 	}
 	return r
 }

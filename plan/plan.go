@@ -266,6 +266,8 @@ func (p *Plan) sysctls(n *topology.Node) {
 	if usesIPv6(n) {
 		set("net.ipv6.conf.all.disable_ipv6", false, "IPv6 addresses need IPv6 on, whatever was inherited")
 		set("net.ipv6.conf.default.disable_ipv6", false, "the same for interfaces created after this")
+		set("net.ipv6.conf.all.accept_dad", false, "lab cables are private: no duplicate address detection to wait for")
+		set("net.ipv6.conf.default.accept_dad", false, "the same for interfaces created after this, link-local addresses included")
 	}
 	if len(n.Bridges) > 0 {
 		set("net.bridge.bridge-nf-call-iptables", false,

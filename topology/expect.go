@@ -46,9 +46,36 @@ func (r *resolver) expectations(f *File) {
 				r.errs.add(fe.Source.Pos, "%s: source is seen by tcp and udp listeners only; set proto", what)
 			}
 		}
+		r.server(fe, e, what)
 		r.t.Expect = append(r.t.Expect, e)
 	}
 	r.wayBack()
+}
+
+// server decides where a tcp/udp expectation's listener runs.
+func (r *resolver) server(fe *FileExpect, e *Expectation, what string) {
+	if e.Proto == "icmp" {
+		if fe.Server.Set {
+			r.errs.add(fe.Server.Pos, "%s: server is for tcp and udp expectations", what)
+		}
+		return
+	}
+	e.Server, e.ServerPort = e.Target, e.Port
+	if !fe.Server.Set {
+		if e.Target == nil && e.Addr.IsValid() {
+			r.errs.add(fe.To.Pos, "%s: no lab node has %s; say where the listener runs with server: NODE", what, e.Addr)
+		}
+		return
+	}
+	name, port, hasPort := strings.Cut(fe.Server.Value, ":")
+	e.Server = r.node(String{Value: name, Pos: fe.Server.Pos}, what+" server")
+	if hasPort {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || p == 0 {
+			r.errs.add(fe.Server.Pos, "%s: server port %q is not a port", what, port)
+		}
+		e.ServerPort = uint16(p)
+	}
 }
 
 func (r *resolver) expectProto(fe *FileExpect, e *Expectation, what string) {

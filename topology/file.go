@@ -189,6 +189,7 @@ type FileExpect struct {
 	TTL    Int    `yaml:"ttl" doc:"TTL or hop limit the reply must arrive with"`
 	Proto  String `yaml:"proto" doc:"icmp (default), tcp or udp"`
 	Port   Int    `yaml:"port" doc:"tcp/udp port at the target"`
-	Source String `yaml:"source" doc:"tcp/udp: the source address the target must see"`
+	Source String `yaml:"source" doc:"tcp/udp: the source address the listener must see (node, node:interface or address)"`
+	Server String `yaml:"server" doc:"tcp/udp: node[:port] where the listener runs, when it is not the owner of to (a port forward's target)"`
 	Family String `yaml:"family" doc:"ipv4 or ipv6 when to names a node with both"`
 }

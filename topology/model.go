@@ -201,6 +201,10 @@ type Expectation struct {
 	Proto  string     // "icmp", "tcp" or "udp"
 	Port   uint16     // tcp and udp
 	Source netip.Addr // tcp/udp: the source the target must see
+	// Server is the node where check runs the tcp/udp listener, on
+	// ServerPort: the owner of Addr and Port unless the file says.
+	Server     *Node
+	ServerPort uint16
 }
 
 // Node returns the node called name, or nil.

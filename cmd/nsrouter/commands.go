@@ -225,7 +225,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 
 func printReport(w io.Writer, rep *lab.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FROM\tTO\tADDRESS\tEXPECT\tRESULT\tRTT\tTTL\tDETAIL")
+	fmt.Fprintln(tw, "FROM\tTO\tPROTO\tADDRESS\tEXPECT\tRESULT\tRTT\tTTL\tDETAIL")
 	for _, r := range rep.Results {
 		result := "pass"
 		if !r.Pass {
@@ -234,9 +234,11 @@ func printReport(w io.Writer, rep *lab.Report) {
 		rtt, ttl := "-", "-"
 		if r.Reply {
 			rtt = fmt.Sprintf("%.3fms", float64(r.RTT.Microseconds())/1000)
+		}
+		if r.TTL != 0 {
 			ttl = fmt.Sprint(r.TTL)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.From, r.To, r.Addr, r.Expect, result, rtt, ttl, r.Detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.From, r.To, r.Proto, r.Addr, r.Expect, result, rtt, ttl, r.Detail)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d passed, %d failed\n", rep.Passed, rep.Failed)
