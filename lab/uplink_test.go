@@ -1,0 +1,77 @@
+package lab_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nsrouter/nsrouter/internal/sandbox"
+	"github.com/nsrouter/nsrouter/internal/witness"
+	"github.com/nsrouter/nsrouter/kernel"
+	"github.com/nsrouter/nsrouter/lab"
+	"github.com/nsrouter/nsrouter/probe"
+)
+
+// fakeInternet gives the sandbox's host a default route to a namespace
+// that plays the internet (198.18.0.0/15 is the benchmarking range), so
+// nothing can ever leave the machine.
+func fakeInternet(t *testing.T) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", "inet-sim"},
+		{"ip", "link", "add", "wan-host", "type", "veth", "peer", "name", "eth0", "netns", "inet-sim"},
+		{"ip", "addr", "add", "198.18.0.2/24", "dev", "wan-host"},
+		{"ip", "link", "set", "wan-host", "up"},
+		{"ip", "-n", "inet-sim", "addr", "add", "198.18.0.1/24", "dev", "eth0"},
+		{"ip", "-n", "inet-sim", "link", "set", "eth0", "up"},
+		{"ip", "-n", "inet-sim", "link", "set", "lo", "up"},
+		{"ip", "route", "add", "default", "via", "198.18.0.1"},
+	} {
+		witness.Run(t, cmd[0], cmd[1:]...)
+	}
+}
+
+// TestUplink: with the host's forward policy set to drop (Docker's), the
+// lab reaches the internet namespace through the host, masqueraded twice;
+// after down the host's ruleset and sysctls equal their snapshot.
+func TestUplink(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	fakeInternet(t)
+	witness.Run(t, "iptables", "-P", "FORWARD", "DROP")
+	before := witness.Snapshot(t)
+	top := upExample(t, "uplink")
+	requirePass(t, check(t, top))
+	if got := witness.Run(t, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "1\n" {
+		t.Errorf("host ip_forward = %q during the lab, want 1", got)
+	}
+	witness.InNS(t, "pc", "ping", "-c", "1", "-W", "2", "198.18.0.1")
+
+	inet, err := kernel.OpenNamed("inet-sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inet.Close()
+	l, err := probe.Listen(inet, "tcp", 8443)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	pc, err := kernel.OpenNamed("pc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	res, err := probe.Connect(ctx(t), pc, "tcp", netip.MustParseAddrPort("198.18.0.1:8443"), 2*time.Second)
+	if err != nil || !res.Connected || res.Seen.String() != "198.18.0.2" {
+		t.Errorf("pc -> internet: %+v, %v; want a connection seen from the host's address 198.18.0.2", res, err)
+	}
+
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
+	}
+}
