@@ -76,7 +76,7 @@ func dnatRule(pf topology.PortForward, in string) RuleSpec {
 	text := ""
 	if in != "" {
 		e = append(e, matchIfname(expr.MetaKeyIIFNAME, in)...)
-		text = fmt.Sprintf("iifname %q ", in)
+		text = "iifname " + in + " "
 	}
 	e = append(e, matchNFProto(pf.To.Is6())...)
 	e = append(e, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
@@ -95,7 +95,7 @@ func dnatRule(pf topology.PortForward, in string) RuleSpec {
 		to += fmt.Sprintf(":%d", pf.ToPort)
 	}
 	e = append(e, nat)
-	text += fmt.Sprintf("fib daddr type local meta l4proto %s th dport %s counter dnat %s to %s", pf.Proto, pf.Port, famName, to)
+	text += fmt.Sprintf("fib daddr type local %s dport %s counter dnat %s to %s", pf.Proto, pf.Port, famName, to)
 	return RuleSpec{Text: text, Exprs: e}
 }
 
@@ -114,7 +114,7 @@ func hairpinRule(pf topology.PortForward, sub netip.Prefix) RuleSpec {
 	e = append(e, matchPort(port, 2)...)
 	e = append(e, matchCt(expr.CtKeySTATUS, 0x20)...) // IPS_DST_NAT
 	e = append(e, &expr.Counter{}, &expr.Masq{})
-	text := fmt.Sprintf("%s saddr %s %s daddr %s meta l4proto %s th dport %s ct status dnat counter masquerade",
+	text := fmt.Sprintf("%s saddr %s %s daddr %s %s dport %s ct status dnat counter masquerade",
 		famName, sub, famName, pf.To, pf.Proto, port)
 	return RuleSpec{Text: text, Exprs: e}
 }
@@ -127,7 +127,7 @@ func masqRule(m topology.Masquerade, src netip.Prefix) RuleSpec {
 	e = append(e, matchNFProto(src.Addr().Is6())...)
 	e = append(e, matchPrefix(src, true)...)
 	e = append(e, &expr.Counter{})
-	text := fmt.Sprintf("oifname %q %s saddr %s counter ", m.Out, famName, src)
+	text := fmt.Sprintf("oifname %s %s saddr %s counter ", m.Out, famName, src)
 	if m.To.IsValid() {
 		e = append(e, &expr.Immediate{Register: 1, Data: m.To.AsSlice()},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1})

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"strings"
 
@@ -68,14 +67,15 @@ func NodeTable(lab string, n *topology.Node, fw *topology.Firewall, nat *topolog
 	return t
 }
 
-// RuleText renders a filter rule as nft prints it.
+// RuleText renders a filter rule nearly as nft prints it, without double
+// quotes, so the text can sit inside the rule's comment.
 func RuleText(r topology.Rule) string {
 	var parts []string
 	if r.In != "" {
-		parts = append(parts, fmt.Sprintf("iifname %q", r.In))
+		parts = append(parts, "iifname "+r.In)
 	}
 	if r.Out != "" {
-		parts = append(parts, fmt.Sprintf("oifname %q", r.Out))
+		parts = append(parts, "oifname "+r.Out)
 	}
 	fam := "ip"
 	if (r.Src.IsValid() && r.Src.Addr().Is6()) || (r.Dst.IsValid() && r.Dst.Addr().Is6()) {
@@ -87,7 +87,7 @@ func RuleText(r topology.Rule) string {
 	if r.Dst.IsValid() {
 		parts = append(parts, fam+" daddr "+r.Dst.String())
 	}
-	if r.Proto != "" {
+	if r.Proto != "" && r.SPort.IsZero() && r.DPort.IsZero() {
 		parts = append(parts, "meta l4proto "+r.Proto)
 	}
 	if !r.SPort.IsZero() {
@@ -101,7 +101,7 @@ func RuleText(r topology.Rule) string {
 	}
 	parts = append(parts, "counter")
 	if r.Log != "" {
-		parts = append(parts, fmt.Sprintf("log prefix %q", r.Log))
+		parts = append(parts, "log prefix '"+r.Log+"'")
 	}
 	return strings.Join(append(parts, r.Action), " ")
 }

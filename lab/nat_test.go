@@ -79,7 +79,7 @@ func TestPortForwardWitnessed(t *testing.T) {
 	rules := witness.InNS(t, "gw", "nft", "list", "table", "inet", "nsrouter-port-forward")
 	for _, want := range []string{
 		"type nat hook prerouting priority dstnat",
-		"fib daddr type local meta l4proto tcp th dport 8080 counter",
+		"meta nfproto ipv4 fib daddr type local tcp dport 8080 counter packets",
 		"dnat ip to 192.168.10.10:80",
 		"ct status dnat counter",
 	} {
