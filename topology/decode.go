@@ -87,12 +87,17 @@ type decoder struct {
 	path  []string
 	depth int
 	count int
+	// bad holds the positions of values that did not decode, and of the
+	// mappings that hold them: validation reports nothing more there,
+	// since a missing or zero field there is the same mistake again.
+	bad map[Pos]bool
 }
 
 func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs.add(posOf(n), format, args...)
+	d.bad[posOf(n)] = true
 }
 
 // resolve follows aliases, counting the expanded nodes so that a
@@ -205,17 +210,35 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value) {
 		d.errorf(n, "%s: expected a list, found %s", d.where(), kindName(n))
 		return
 	}
-	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	out := reflect.MakeSlice(v.Type(), 0, len(n.Content))
 	last := len(d.path) - 1
 	base := ""
 	if last >= 0 {
 		base = d.path[last]
 	}
+	et := v.Type().Elem()
+	scalar := et == stringType || et == intType || et == boolType
 	for i, item := range n.Content {
 		if last >= 0 {
 			d.path[last] = fmt.Sprintf("%s[%d]", base, i)
 		}
-		d.decode(item, out.Index(i))
+		// A scalar item that did not decode is left out, so validation
+		// does not report it again. Other items stay, so that messages
+		// number them as the file does.
+		before := len(d.errs.Items)
+		elem := reflect.New(et).Elem()
+		if r := d.resolve(item); r.Kind == yaml.ScalarNode && r.Tag == "!!null" {
+			d.errorf(item, "%s: empty list item; remove it or give it a value", d.where())
+			if f := elem.FieldByName("Pos"); elem.Kind() == reflect.Struct && f.IsValid() && f.Type() == posType {
+				f.Set(reflect.ValueOf(posOf(item)))
+			}
+		} else {
+			d.decode(item, elem)
+		}
+		if scalar && len(d.errs.Items) > before {
+			continue
+		}
+		out = reflect.Append(out, elem)
 	}
 	if last >= 0 {
 		d.path[last] = base
@@ -247,6 +270,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		d.errorf(n, "%s: expected a mapping, found %s", d.where(), kindName(n))
 		return
 	}
+	before := len(d.errs.Items)
+	defer func() {
+		if len(d.errs.Items) > before {
+			d.bad[posOf(n)] = true
+		}
+	}()
 	idx, names := fieldsOf(v.Type())
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {

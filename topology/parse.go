@@ -78,14 +78,8 @@ func readLimited(r io.Reader) ([]byte, error) {
 // *ErrorList holding every problem found, in file order. Warnings alone do
 // not fail; they are available through Warnings.
 func Parse(name string, data []byte) (*Topology, error) {
-	errs := &ErrorList{File: name}
-	f := decodeFile(data, errs)
-	if f == nil {
-		return nil, errs
-	}
-	t := resolve(name, f, errs)
-	errs.sort()
-	if len(errs.Errors()) > 0 {
+	t, errs := parse(name, data)
+	if t == nil || len(errs.Errors()) > 0 {
 		return nil, errs
 	}
 	t.Warnings = errs.Warnings()
@@ -95,22 +89,42 @@ func Parse(name string, data []byte) (*Topology, error) {
 // Check parses the file and returns every problem, warnings included, or
 // nil when there are none.
 func Check(name string, data []byte) []Error {
-	errs := &ErrorList{File: name}
-	if f := decodeFile(data, errs); f != nil {
-		resolve(name, f, errs)
-	}
-	errs.sort()
+	_, errs := parse(name, data)
 	return errs.Items
 }
 
-func decodeFile(data []byte, errs *ErrorList) *File {
+// parse decodes and resolves the file. Where a value did not decode,
+// validation's own complaints at that place are dropped: they would
+// report the same mistake again ("missing field via" after "via:
+// expected a string").
+func parse(name string, data []byte) (*Topology, *ErrorList) {
+	errs := &ErrorList{File: name}
+	f, bad := decodeFile(data, errs)
+	if f == nil {
+		errs.sort()
+		return nil, errs
+	}
+	decoded := len(errs.Items)
+	t := resolve(name, f, errs)
+	kept := errs.Items[:decoded]
+	for _, e := range errs.Items[decoded:] {
+		if !bad[e.Pos] {
+			kept = append(kept, e)
+		}
+	}
+	errs.Items = kept
+	errs.sort()
+	return t, errs
+}
+
+func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 	if !utf8.Valid(data) {
 		line := 1
 		for i := 0; i < len(data); {
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
 				errs.add(Pos{Line: line, Col: 1}, "the file is not UTF-8 text (invalid byte 0x%02x)", data[i])
-				return nil
+				return nil, nil
 			}
 			if r == '\n' {
 				line++
@@ -122,16 +136,16 @@ func decodeFile(data []byte, errs *ErrorList) *File {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		line, msg := yamlError(err)
 		errs.add(Pos{Line: line, Col: 1}, "%s", msg)
-		return nil
+		return nil, nil
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		errs.add(Pos{Line: 1, Col: 1}, "the file is empty; a topology needs at least a name and nodes")
-		return nil
+		return nil, nil
 	}
 	f := new(File)
-	d := &decoder{errs: errs}
+	d := &decoder{errs: errs, bad: map[Pos]bool{}}
 	d.decode(root.Content[0], valueOf(f))
-	return f
+	return f, d.bad
 }
 
 // yamlError turns the library's message ("yaml: line 3: found ...") into
