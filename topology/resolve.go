@@ -110,8 +110,9 @@ func (r *resolver) nodes(f *File) {
 			}
 			n.Bridges = append(n.Bridges, br)
 		}
+		// Interface names are checked where a link makes the interface;
+		// one declared here but on no link is reported as such.
 		for _, i := range e.Value.Interfaces {
-			r.ifName(i.KeyPos, n, i.Key)
 			if n.Bridge(i.Key) != nil {
 				r.errs.add(i.KeyPos, "node %s: %q is both an interface and a bridge", n.Name, i.Key)
 			}
