@@ -223,8 +223,8 @@ func (r *resolver) link(what string, fl *FileLink, used map[string]Pos) {
 	}
 	mtu := r.mtu(fl.MTU, what)
 	for _, i := range []*Interface{l.A, l.B} {
-		if r.iface(i.Node, i.Name) != nil || i.Node.Bridge(i.Name) != nil {
-			r.errs.add(fl.Pos, "%s: interface name %s clashes with another interface of node %s", what, i.Name, i.Node.Name)
+		if r.nameClash(what, fl.Pos, i) {
+			continue // keep the first holder of the name
 		}
 		i.MTU, i.Down = mtu, down
 		i.Node.Interfaces = append(i.Node.Interfaces, i)
@@ -234,6 +234,26 @@ func (r *resolver) link(what string, fl *FileLink, used map[string]Pos) {
 		r.linkPools[l] = fl.Pool
 	}
 	r.t.Links = append(r.t.Links, l)
+}
+
+// nameClash reports whether i's name is taken in its node, and says so: a
+// bridge port is named after the interface it serves, so the clash is
+// often with a name the user never wrote.
+func (r *resolver) nameClash(what string, p Pos, i *Interface) bool {
+	other := r.iface(i.Node, i.Name)
+	switch {
+	case other == nil && i.Node.Bridge(i.Name) == nil:
+		return false
+	case i.Master != nil:
+		r.errs.add(p, "%s: the port nsrouter makes on bridge %s:%s for %s is named %s, which node %s already uses; rename that interface or bridge",
+			what, i.Node.Name, i.Master.Name, i.Peer(), i.Name, i.Node.Name)
+	case other != nil && other.Master != nil:
+		r.errs.add(p, "%s: interface %s has the name of the port nsrouter makes on bridge %s:%s for %s; rename the interface",
+			what, i, i.Node.Name, other.Master.Name, other.Peer())
+	default:
+		r.errs.add(p, "%s: node %s already has a bridge or interface named %s", what, i.Node.Name, i.Name)
+	}
+	return true
 }
 
 // interfaceSettings attaches the settings declared under nodes.NAME.interfaces
