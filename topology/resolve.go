@@ -39,6 +39,9 @@ type resolver struct {
 	bridgePools   map[*Bridge]String
 	groupDefaults []groupDefault
 	segments      []*segment
+	// endpoints holds every endpoint a link names, valid or not, so that
+	// an interface on a rejected link is not also called unused.
+	endpoints map[string]bool
 }
 
 func resolve(source string, f *File, errs *ErrorList) *Topology {
@@ -155,7 +158,11 @@ func (r *resolver) iface(n *Node, name string) *Interface { return r.ifs[n][name
 
 func (r *resolver) links(f *File) {
 	used := map[string]Pos{}
+	r.endpoints = map[string]bool{}
 	for li := range f.Links {
+		for _, ep := range f.Links[li].Endpoints {
+			r.endpoints[ep.Value] = true
+		}
 		r.link(fmt.Sprintf("links[%d]", li), &f.Links[li], used)
 	}
 }
@@ -264,7 +271,7 @@ func (r *resolver) interfaceSettings() {
 		for _, e := range r.declared[n] {
 			i := r.iface(n, e.Key)
 			if i == nil || i.Master != nil {
-				if n.Bridge(e.Key) == nil {
+				if n.Bridge(e.Key) == nil && !r.endpoints[n.Name+":"+e.Key] {
 					r.errs.add(e.KeyPos, "node %s: interface %s is not on any link; add a link with endpoint %s:%s", n.Name, e.Key, n.Name, e.Key)
 				}
 				continue
