@@ -15,6 +15,11 @@ import (
 // (LINKTYPE_ETHERNET, DLT_EN10MB in libpcap).
 const LinkTypeEthernet = 1
 
+// SnapLen is the most of a frame a Socket keeps and a capture file
+// holds: more than any frame a veth passes, offloaded TCP segments of
+// up to 64 KiB included.
+const SnapLen = 262144
+
 // magicMicro starts a classic pcap file whose timestamps count
 // microseconds. Readers tell the byte order of the whole file from it;
 // this package writes little-endian.

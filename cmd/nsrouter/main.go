@@ -36,6 +36,8 @@ Usage:
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
   nsrouter validate FILE                      parse and validate only
   nsrouter graph    [FILE] [--format F]       draw the topology: dot (default), mermaid, svg
+  nsrouter capture  NODE:IFACE [-w FILE] [-c COUNT]
+                                              print the frames on an interface, or save them (pcap)
 
 FILE omitted means the built-in topology; "-" reads standard input.
 Global flags: -v (debug logs on stderr).
@@ -88,7 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmds := map[string]func(context.Context, *env, []string) error{
 		"up": cmdUp, "down": cmdDown, "status": cmdStatus, "check": cmdCheck,
 		"exec": cmdExec, "validate": cmdValidate,
-		"graph": cmdGraph,
+		"graph":   cmdGraph,
+		"capture": cmdCapture,
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
