@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -134,7 +135,7 @@ func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		line, msg := yamlError(err)
+		line, msg := yamlError(err, data)
 		errs.add(Pos{Line: line, Col: 1}, "%s", msg)
 		return nil, nil
 	}
@@ -149,8 +150,11 @@ func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 }
 
 // yamlError turns the library's message ("yaml: line 3: found ...") into
-// a line number and a message of our own form.
-func yamlError(err error) (int, string) {
+// a line number and a message of our own form. The library numbers lines
+// from 0 for parser errors (an unclosed '[') and from 1 for scanner errors
+// (a tab), and gives for the former where the enclosing list or mapping
+// starts, not where the problem is: the hints say so.
+func yamlError(err error, data []byte) (int, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	var te *yaml.TypeError
 	if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -161,7 +165,50 @@ func yamlError(err error) (int, string) {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
+	hint, parserError := yamlHints[msg]
+	if parserError {
+		line++
+	}
+	if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
+		line = lineOf(data, []byte("*"+m[1]))
+		hint = "define it with &" + m[1] + " before using it"
+	}
+	// The end of the file counts as its last line.
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	line = min(max(line, 1), len(lines))
+	if bytes.HasPrefix(bytes.TrimLeft(lines[line-1], " "), []byte("\t")) {
+		hint = "a tab indents this line; YAML indents with spaces only"
+	}
+	if hint != "" {
+		msg += " (" + hint + ")"
+	}
 	return line, "not valid YAML: " + msg
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+var (
+	yamlLine   = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+	// yamlHints holds the parser's problems, all numbered from 0, with
+	// what they usually mean.
+	yamlHints = map[string]string{
+		"did not find expected ',' or ']'":       "a '[' list opened on this line or after it is not closed, or lacks a ','",
+		"did not find expected ',' or '}'":       "a '{' mapping opened on this line or after it is not closed, or lacks a ','",
+		"did not find expected key":              "a line from here on is indented wrongly, or is not key: value",
+		"did not find expected '-' indicator":    "a line from here on is indented wrongly, or lacks its '- '",
+		"did not find expected node content":     "",
+		"did not find expected <document start>": "",
+		"found undefined tag handle":             "",
+		"found duplicate %YAML directive":        "",
+		"found incompatible YAML document":       "",
+		"found duplicate %TAG directive":         "",
+	}
+)
+
+// lineOf returns the 1-based line of the first occurrence of what, or 0.
+func lineOf(data, what []byte) int {
+	i := bytes.Index(data, what)
+	if i < 0 {
+		return 0
+	}
+	return 1 + bytes.Count(data[:i], []byte("\n"))
+}
