@@ -3,7 +3,10 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"net"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 )
@@ -48,14 +51,14 @@ func (ns *NS) EnsureBridge(name, mark string) (created bool, err error) {
 		return false, ns.setUp(l)
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-	br.Name = name
+	br.Name = ns.bornName(name, mark)
 	if err := ns.nl.LinkAdd(br); err != nil {
 		return false, &OpError{Op: "create bridge", Node: ns.Name, Iface: name, Err: err}
 	}
-	l, err = ns.nl.LinkByName(name)
-	if err == nil {
-		err = ns.nl.LinkSetAlias(l, mark)
+	if err := ns.adopt(br.Name, name, mark); err != nil {
+		return true, err
 	}
+	l, err = ns.nl.LinkByName(name)
 	if err == nil {
 		err = ns.nl.LinkSetUp(l)
 	}
@@ -63,6 +66,56 @@ func (ns *NS) EnsureBridge(name, mark string) (created bool, err error) {
 		return true, &OpError{Op: "set up bridge", Node: ns.Name, Iface: name, Err: err}
 	}
 	return true, nil
+}
+
+// bornName is the name an interface is created under. In a lab namespace
+// that is its own name: everything there is the lab's. In the host, where
+// the alias that marks it cannot be set in the same request, it is first
+// a temporary name that names the lab (see TempName), renamed once the
+// alias is set, so no instant leaves an unmarked interface of the lab in
+// the host.
+func (ns *NS) bornName(name, mark string) string {
+	if ns.Name != "" {
+		return name
+	}
+	lab, _ := LabOfMark(mark)
+	return TempName(lab)
+}
+
+// adopt marks the interface born as born and gives it its final name.
+func (ns *NS) adopt(born, name, mark string) error {
+	l, err := ns.nl.LinkByName(born)
+	if err == nil {
+		err = ns.nl.LinkSetAlias(l, mark)
+	}
+	if err == nil && born != name {
+		err = ns.nl.LinkSetName(l, name)
+	}
+	if err != nil {
+		return &OpError{Op: "mark link", Node: ns.Name, Iface: name, Err: err}
+	}
+	return nil
+}
+
+// tempPrefix starts the temporary names of host interfaces. User names
+// cannot contain '~' (the topology layer refuses it), so they never clash.
+const tempPrefix = "nsr~"
+
+// TempName returns a fresh temporary interface name for lab:
+// "nsr~" + 6 hex digits of the lab's hash + "~" + 4 random hex digits.
+func TempName(lab string) string {
+	return fmt.Sprintf("%s%s~%04x", tempPrefix, labHash(lab), rand.IntN(1<<16))
+}
+
+// IsTempName reports whether name is a temporary name of lab's.
+func IsTempName(name, lab string) bool {
+	return strings.HasPrefix(name, tempPrefix+labHash(lab)+"~")
+}
+
+func labHash(lab string) string {
+	h := fnv.New32a()
+	h.Write([]byte(lab))
+	return fmt.Sprintf("%06x", h.Sum32()&0xffffff)
 }
 
 // VethEnd is one end of a veth pair: a namespace, a name, and optionally
@@ -104,10 +157,11 @@ func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
 			}
 		}
 	}
-	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: b.Name,
+	bornA, bornB := a.NS.bornName(a.Name, mark), b.NS.bornName(b.Name, mark)
+	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: bornB,
 		PeerNamespace: netlink.NsFd(b.NS.fd), PeerMTU: uint32(b.MTU), PeerHardwareAddr: b.MAC}
-	v.Name, v.MTU, v.HardwareAddr = a.Name, a.MTU, a.MAC
-	if a.Master != "" {
+	v.Name, v.MTU, v.HardwareAddr = bornA, a.MTU, a.MAC
+	if a.Master != "" && bornA == a.Name {
 		m, err := a.NS.nl.LinkByName(a.Master)
 		if err != nil {
 			return false, &OpError{Op: "find bridge", Node: a.NS.Name, Iface: a.Master, Err: err}
@@ -118,30 +172,25 @@ func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
 		return false, &OpError{Op: "create veth", Node: a.NS.Name, Iface: a.Name,
 			Err: fmt.Errorf("peer %s:%s: %w", b.NS.label(), b.Name, err)}
 	}
-	for _, end := range []VethEnd{a, b} {
-		if err := end.NS.mark(end.Name, mark); err != nil {
+	for _, end := range []struct {
+		VethEnd
+		born string
+	}{{a, bornA}, {b, bornB}} {
+		if err := end.NS.adopt(end.born, end.Name, mark); err != nil {
+			return true, err
+		}
+		if end.Master == "" {
+			continue
+		}
+		l, err := end.NS.nl.LinkByName(end.Name)
+		if err != nil {
+			return true, &OpError{Op: "look up link", Node: end.NS.Name, Iface: end.Name, Err: err}
+		}
+		if err := end.NS.ensureMaster(l, end.Master); err != nil {
 			return true, err
 		}
 	}
-	if b.Master != "" {
-		lb, err := b.NS.nl.LinkByName(b.Name)
-		if err != nil {
-			return true, &OpError{Op: "look up link", Node: b.NS.Name, Iface: b.Name, Err: err}
-		}
-		return true, b.NS.ensureMaster(lb, b.Master)
-	}
 	return true, nil
-}
-
-func (ns *NS) mark(name, mark string) error {
-	l, err := ns.nl.LinkByName(name)
-	if err == nil {
-		err = ns.nl.LinkSetAlias(l, mark)
-	}
-	if err != nil {
-		return &OpError{Op: "mark link", Node: ns.Name, Iface: name, Err: err}
-	}
-	return nil
 }
 
 func (ns *NS) ensureMaster(l netlink.Link, master string) error {
@@ -180,15 +229,17 @@ func (ns *NS) setUp(l netlink.Link) error {
 	return nil
 }
 
-// MarkedLinks returns the links in ns that carry mark.
+// MarkedLinks returns the links in ns that carry mark, and those still
+// under a temporary name of the mark's lab (an interrupted run).
 func (ns *NS) MarkedLinks(mark string) ([]netlink.Link, error) {
 	links, err := ns.nl.LinkList()
 	if err != nil {
 		return nil, &OpError{Op: "list links", Node: ns.Name, Err: err}
 	}
+	lab, _ := LabOfMark(mark)
 	var out []netlink.Link
 	for _, l := range links {
-		if l.Attrs().Alias == mark {
+		if l.Attrs().Alias == mark || IsTempName(l.Attrs().Name, lab) {
 			out = append(out, l)
 		}
 	}
