@@ -120,15 +120,15 @@ func parse(name string, data []byte) (*Topology, *ErrorList) {
 
 func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 	if !utf8.Valid(data) {
-		line := 1
+		line, start := 1, 0
 		for i := 0; i < len(data); {
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
-				errs.add(Pos{Line: line, Col: 1}, "the file is not UTF-8 text (invalid byte 0x%02x)", data[i])
+				errs.add(Pos{Line: line, Col: i - start + 1}, "the file is not UTF-8 text (invalid byte 0x%02x); save it as UTF-8", data[i])
 				return nil, nil
 			}
 			if r == '\n' {
-				line++
+				line, start = line+1, i+1
 			}
 			i += size
 		}
