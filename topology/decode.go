@@ -66,7 +66,7 @@ func (m *Map[T]) decodeMap(d *decoder, n *yaml.Node) {
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, "%q is defined twice (first at line %d)", k.Value, first.Line)
+			d.errorf(k, "%s: %q is given twice (first at line %d); merge the two", d.where(), k.Value, first.Line)
 			continue
 		}
 		seen[k.Value] = posOf(k)
