@@ -417,6 +417,9 @@ func (r *resolver) checkIf(s String, n *Node, what string) bool {
 		return true
 	}
 	msg := fmt.Sprintf("%s: node %s has no interface %q", what, n.Name, s.Value)
+	if strings.HasPrefix(what, "node "+n.Name+" ") { // said already
+		msg = fmt.Sprintf("%s: no interface %q", what, s.Value)
+	}
 	if sug := suggest(s.Value, ifNames(n)); sug != "" {
 		msg += fmt.Sprintf("; did you mean %q?", sug)
 	}
