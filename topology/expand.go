@@ -80,8 +80,9 @@ func (r *resolver) groupValid(g *FileGroup, what string) bool {
 		r.errs.add(g.Pos, "%s: missing field \"connect\" (a node, or node:bridge)", what)
 		ok = false
 	}
-	if ok && len(fmt.Sprintf("%s%d", g.Name.Value, g.Count.Value)) > 15 && !strings.Contains(g.Connect.Value, ":") {
-		r.errs.add(g.Name.Pos, "%s: members are named up to %s%d, too long for the interface on %s (15 bytes)", what, g.Name.Value, g.Count.Value, g.Connect.Value)
+	if last := fmt.Sprintf("%s%d", g.Name.Value, g.Count.Value); ok && len(last) > 15 && !strings.Contains(g.Connect.Value, ":") {
+		r.errs.add(g.Name.Pos, "%s: the interface on %s towards member %s would be named %s, %d bytes; Linux allows 15, so shorten the group's name",
+			what, g.Connect.Value, last, last, len(last))
 		ok = false
 	}
 	return ok
