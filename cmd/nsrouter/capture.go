@@ -52,7 +52,11 @@ func cmdCapture(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "capturing on %s:%s (Ctrl-C stops)\n", node, iface)
 	n, err := captureLoop(ctx, sock, *count, write)
 	err = errors.Join(err, closeOut())
-	fmt.Fprintf(e.stderr, "%d frames captured\n", n)
+	if n == 1 {
+		fmt.Fprintln(e.stderr, "1 frame captured")
+	} else {
+		fmt.Fprintf(e.stderr, "%d frames captured\n", n)
+	}
 	return err
 }
 
