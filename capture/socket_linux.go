@@ -48,13 +48,11 @@ func Open(ns *kernel.NS, iface string) (*Socket, error) {
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		return err
 	})
-	if err == nil {
-		err = bind(fd, link.Attrs().Index)
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
 	if err != nil {
+		return nil, &kernel.OpError{Op: "open packet socket on", Node: ns.Name, Iface: iface, Err: err}
+	}
+	if err := bind(fd, link.Attrs().Index); err != nil {
+		unix.Close(fd)
 		return nil, &kernel.OpError{Op: "open packet socket on", Node: ns.Name, Iface: iface, Err: err}
 	}
 	return newSocket(fd)
