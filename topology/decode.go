@@ -14,6 +14,10 @@ import (
 const (
 	maxDepth = 64        // nesting of mappings and sequences
 	maxNodes = 2_000_000 // YAML nodes visited, aliases expanded
+	// maxAliased bounds the values read through aliases, beyond ten for
+	// each value the file writes out: a firewall shared by a few nodes
+	// is fine, a "billion laughs" stops after a few megabytes.
+	maxAliased = 100_000
 )
 
 // Pos is a position in a topology file, 1-based.
@@ -60,7 +64,7 @@ type mapDecoder interface {
 func (m *Map[T]) decodeMap(d *decoder, n *yaml.Node) {
 	seen := map[string]Pos{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], d.resolve(n.Content[i+1])
+		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.errorf(k, "a key must be a plain name")
 			continue
@@ -91,6 +95,12 @@ type decoder struct {
 	// mappings that hold them: validation reports nothing more there,
 	// since a missing or zero field there is the same mistake again.
 	bad map[Pos]bool
+	// aliased counts the values decoded through inAlias, the outermost
+	// alias being expanded.
+	aliased int
+	inAlias *yaml.Node
+	// refused is set when the file hit a limit: it is refused whole.
+	refused bool
 }
 
 func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
@@ -100,8 +110,7 @@ func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.bad[posOf(n)] = true
 }
 
-// resolve follows aliases, counting the expanded nodes so that a
-// "billion laughs" file stops early instead of eating memory.
+// resolve follows aliases.
 func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -124,12 +133,26 @@ var (
 )
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
+	if d.refused {
+		return
+	}
+	if n.Kind == yaml.AliasNode && d.inAlias == nil {
+		d.inAlias = n
+		defer func() { d.inAlias = nil }()
+	}
 	n = d.resolve(n)
 	d.count++
-	if d.count > maxNodes {
-		if d.count == maxNodes+1 {
-			d.errorf(n, "the file expands to more than %d values (aliases included); refusing it", maxNodes)
-		}
+	if d.inAlias != nil {
+		d.aliased++
+	}
+	switch {
+	case d.count > maxNodes:
+		d.errorf(n, "the file holds more than %d values; refusing it", maxNodes)
+		d.refused = true
+		return
+	case d.aliased > maxAliased+10*(d.count-d.aliased):
+		d.errorf(d.inAlias, "aliases expand to more than %d values, over ten times what the file writes out; refusing it", maxAliased)
+		d.refused = true
 		return
 	}
 	if d.depth > maxDepth {

@@ -146,6 +146,9 @@ func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 	f := new(File)
 	d := &decoder{errs: errs, bad: map[Pos]bool{}}
 	d.decode(root.Content[0], valueOf(f))
+	if d.refused {
+		return nil, nil
+	}
 	return f, d.bad
 }
 
