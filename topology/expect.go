@@ -31,7 +31,7 @@ func (r *resolver) expectations(f *File) {
 			e.Addr, e.Target = r.targetFamily(to, fe.Family, what)
 		}
 		if fe.TTL.Set && (fe.TTL.Value < 1 || fe.TTL.Value > 255) {
-			r.errs.add(fe.TTL.Pos, "%s: ttl must be between 1 and 255", what)
+			r.errs.add(fe.TTL.Pos, "%s: ttl %d must be between 1 and 255", what, fe.TTL.Value)
 		}
 		if fe.TTL.Set && e.Proto != "icmp" {
 			r.errs.add(fe.TTL.Pos, "%s: ttl is measured on ICMP replies only", what)

@@ -141,7 +141,7 @@ func (r *resolver) policyRule(n *Node, fr *FileRule) *PolicyRule {
 		r.errs.add(fr.Priority.Pos, "%s: priority %d: use 1-32765, before the main table's rule", what, fr.Priority.Value)
 	}
 	if !fr.Table.Set {
-		r.errs.add(fr.Pos, "%s: missing field \"table\"", what)
+		r.errs.add(fr.Pos, "%s: missing field \"table\": the routing table that matching packets look up", what)
 		return nil
 	}
 	pr.Table = r.table(fr.Table, what)
