@@ -41,7 +41,11 @@ func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
-	want := &netlink.Route{Dst: ipNet(spec.Dst), Priority: spec.Metric,
+	metric := spec.Metric
+	if metric == 0 && spec.Dst.Addr().Is6() {
+		metric = 1024 // what the kernel makes of 0 for IPv6
+	}
+	want := &netlink.Route{Dst: ipNet(spec.Dst), Priority: metric,
 		Protocol: RouteProtocol, Table: table}
 	if spec.Via.IsValid() {
 		want.Gw = spec.Via.AsSlice()

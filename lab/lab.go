@@ -36,6 +36,8 @@ type Options struct {
 	Progress func(done, total int)
 	// AfterStep is a test hook; see kernel.Executor.
 	AfterStep func(i int) error
+	// DryRun makes Up compute and return the difference only.
+	DryRun bool
 }
 
 func (o Options) log() *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/nsrouter/nsrouter/kernel"
@@ -13,6 +14,9 @@ import (
 
 // UpResult reports what Up did.
 type UpResult struct {
+	// Changes is the difference between the file and the kernel that the
+	// run found (and, unless DryRun, applied).
+	Changes []plan.Change
 	Lab     string
 	Steps   int // steps in the plan
 	Changed int // steps that changed the kernel
@@ -39,30 +43,79 @@ func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpRe
 	if err != nil {
 		return nil, err
 	}
+	have, err := observe(t.Name)
+	if err != nil {
+		return nil, err
+	}
+	out := &UpResult{Lab: t.Name, New: isNew, Changes: difference(t, have)}
+	if o.DryRun {
+		return out, nil
+	}
+	prev, _ := os.ReadFile(filepath.Join(o.labDir(t.Name), "topology.yaml"))
+	err = o.apply(ctx, t, src, have, out)
+	if err == nil {
+		o.log().Info("lab up", "lab", t.Name, "steps", out.Steps, "changed", out.Changed)
+		return out, nil
+	}
+	if isNew {
+		o.log().Info("rolling back", "lab", t.Name, "cause", err)
+		if _, derr := down(t.Name, o); derr != nil {
+			err = errors.Join(err, fmt.Errorf("rolling back: %w", derr))
+		}
+		return out, err
+	}
+	if rerr := o.restore(ctx, prev); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("restoring the last good state: %w", rerr))
+	}
+	return out, err
+}
+
+// apply records the host's settings and the file, runs the plan and removes
+// what the file no longer has.
+func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, have []kernel.Observed, out *UpResult) error {
 	p := plan.Build(t)
+	out.Steps = len(p.Steps)
 	if err := o.recordHost(t.Name, p); err != nil {
-		return nil, fmt.Errorf("recording host settings: %w", err)
+		return fmt.Errorf("recording host settings: %w", err)
 	}
 	if err := writeFileAtomic(filepath.Join(o.labDir(t.Name), "topology.yaml"), src); err != nil {
-		return nil, fmt.Errorf("saving lab state: %w", err)
+		return fmt.Errorf("saving lab state: %w", err)
 	}
 	ex := &kernel.Executor{Lab: t.Name, Log: o.log(), AfterStep: o.AfterStep, Progress: o.Progress}
 	res, err := ex.Apply(ctx, p)
-	out := &UpResult{Lab: t.Name, Steps: len(p.Steps), New: isNew}
 	if res != nil {
 		out.Changed, out.Foreign = res.Changed(), res.Foreign
 	}
 	if err != nil {
-		if isNew {
-			o.log().Info("rolling back", "lab", t.Name, "cause", err)
-			if _, derr := down(t.Name, o); derr != nil {
-				err = errors.Join(err, fmt.Errorf("rolling back: %w", derr))
-			}
-		}
-		return out, err
+		return err
 	}
-	o.log().Info("lab up", "lab", t.Name, "steps", len(p.Steps), "changed", out.Changed)
-	return out, nil
+	if err := prune(out.Changes, have); err != nil {
+		return fmt.Errorf("removing what the file no longer has: %w", err)
+	}
+	for _, c := range out.Changes {
+		if c.Op == '-' {
+			out.Changed++
+		}
+	}
+	return nil
+}
+
+// restore brings an existing lab back to the file it was last built from,
+// after a failed run on an edited file.
+func (o Options) restore(ctx context.Context, prev []byte) error {
+	if prev == nil {
+		return errors.New("no earlier file in the lab's state")
+	}
+	t, err := topology.Parse("<last good file>", prev)
+	if err != nil {
+		return err
+	}
+	have, err := observe(t.Name)
+	if err != nil {
+		return err
+	}
+	o.AfterStep = nil
+	return o.apply(ctx, t, prev, have, &UpResult{Changes: difference(t, have)})
 }
 
 // preflight checks, before anything is touched, that every name the lab

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsrouter/nsrouter/lab"
+	"github.com/nsrouter/nsrouter/plan"
 )
 
 // parse parses flags that may stand before, between or after the
@@ -50,6 +51,7 @@ func fileArg(pos []string) string {
 func cmdUp(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	quiet := fs.Bool("quiet", false, "print nothing on success")
+	dry := fs.Bool("dry-run", false, "print the difference between the file and the kernel, change nothing")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -59,7 +61,8 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	o := e.options()
-	if e.tty && !*quiet {
+	o.DryRun = *dry
+	if e.tty && !*quiet && !*dry {
 		o.Progress = progress(e.stderr, time.Now())
 	}
 	start := time.Now()
@@ -70,14 +73,22 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *dry {
+		printChanges(e.stdout, res.Changes)
+		fmt.Fprintf(e.stdout, "dry run: %d changes for lab %s; nothing was changed\n", len(res.Changes), t.Name)
+		return nil
+	}
 	if *quiet {
 		return nil
+	}
+	if !res.New {
+		printChanges(e.stdout, res.Changes)
 	}
 	verb := "updated"
 	switch {
 	case res.New:
 		verb = "built"
-	case res.Changed == 0:
+	case res.Changed == 0 && len(res.Changes) == 0:
 		verb = "already up to date"
 	}
 	fmt.Fprintf(e.stdout, "lab %s %s: %d nodes, %d links, %d of %d steps changed the kernel (%s)\n",
@@ -86,6 +97,13 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  note: %s has policy drop: accept rules let the lab's bridges through (removed on down)\n", c)
 	}
 	return nil
+}
+
+// printChanges prints a difference one change a line, as +, - or ~.
+func printChanges(w io.Writer, changes []plan.Change) {
+	for _, c := range changes {
+		fmt.Fprintln(w, c)
+	}
 }
 
 // progress returns a Progress callback that draws "steps done of total"

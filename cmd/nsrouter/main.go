@@ -29,7 +29,7 @@ const (
 const usage = `nsrouter builds virtual networks out of Linux network namespaces.
 
 Usage:
-  nsrouter up       [FILE] [--quiet]          build the lab (again: changes nothing)
+  nsrouter up       [FILE] [--quiet] [--dry-run]  build the lab, or apply the file's changes
   nsrouter down     [FILE | -l LAB]           remove everything the lab made
   nsrouter status   [FILE] [--json]           what exists of the lab
   nsrouter check    [FILE] [--json]           run the file's expectations

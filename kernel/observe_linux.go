@@ -1,0 +1,267 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Observed is a fact read from the kernel, with the way to remove it.
+type Observed struct {
+	Fact   plan.Fact
+	Delete func() error
+}
+
+// Observe reads what a node of the lab has. In a lab namespace everything
+// but lo is the lab's; in the host only what carries the lab's mark.
+func (ns *NS) Observe(node, lab string) ([]Observed, error) {
+	host := ns.Name == ""
+	links, err := ns.nl.LinkList()
+	if err != nil {
+		return nil, &OpError{Op: "list links", Node: ns.Name, Err: err}
+	}
+	byIndex := map[int]netlink.Link{}
+	for _, l := range links {
+		byIndex[l.Attrs().Index] = l
+	}
+	owned := map[int]bool{}
+	var out []Observed
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name == "lo" || (host && a.Alias != Mark(lab) && !IsTempName(a.Name, lab)) {
+			continue
+		}
+		owned[a.Index] = true
+		v := l.Type()
+		if m, ok := byIndex[a.MasterIndex]; ok && a.MasterIndex != 0 {
+			v += " master " + m.Attrs().Name
+		}
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "link", Key: a.Name, Value: v},
+			Delete: func() error { return ns.DeleteLink(l) }})
+	}
+	addrs, err := ns.observeAddrs(node, links, owned)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, addrs...)
+	routes, err := ns.observeRoutes(node, byIndex)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, routes...)
+	if !host {
+		rules, err := ns.observeRules(node)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rules...)
+	}
+	return append(out, ns.observeTables(node, lab, host)...), nil
+}
+
+func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool) ([]Observed, error) {
+	var out []Observed
+	for _, l := range links {
+		a := l.Attrs()
+		if !owned[a.Index] && a.Name != "lo" {
+			continue
+		}
+		if a.Name == "lo" && ns.Name == "" {
+			continue
+		}
+		list, err := ns.nl.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, &OpError{Op: "list addresses", Node: ns.Name, Iface: a.Name, Err: err}
+		}
+		for _, addr := range list {
+			if addr.IP.IsLinkLocalUnicast() || addr.IP.IsLoopback() {
+				continue
+			}
+			ones, _ := addr.Mask.Size()
+			ip, _ := netip.AddrFromSlice(addr.IP)
+			p := netip.PrefixFrom(ip.Unmap(), ones)
+			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "address", Key: a.Name + " " + p.String()},
+				Delete: func() error {
+					if err := ns.nl.AddrDel(l, &addr); err != nil && !isNoDevice(err) && !isNotFound(err) {
+						return &OpError{Op: "delete address " + p.String(), Node: ns.Name, Iface: a.Name, Err: err}
+					}
+					return nil
+				}})
+		}
+	}
+	return out, nil
+}
+
+func (ns *NS) observeRoutes(node string, byIndex map[int]netlink.Link) ([]Observed, error) {
+	routes, err := ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, &OpError{Op: "list routes", Node: ns.Name, Err: err}
+	}
+	var out []Observed
+	for _, r := range routes {
+		if r.Protocol != RouteProtocol {
+			continue
+		}
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Family == unix.AF_INET6 {
+			dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		if r.Dst != nil {
+			ip, _ := netip.AddrFromSlice(r.Dst.IP)
+			ones, _ := r.Dst.Mask.Size()
+			dst = netip.PrefixFrom(ip.Unmap(), ones)
+		}
+		via, _ := netip.AddrFromSlice(r.Gw)
+		dev := ""
+		if l, ok := byIndex[r.LinkIndex]; ok {
+			dev = l.Attrs().Name
+		}
+		key := plan.RouteKey(dst, via.Unmap(), dev, r.Priority, tableOf(r.Table))
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "route", Key: key},
+			Delete: func() error {
+				if err := ns.nl.RouteDel(&r); err != nil && !isNotFound(err) {
+					return &OpError{Op: "delete route " + key, Node: ns.Name, Err: err}
+				}
+				return nil
+			}})
+	}
+	return out, nil
+}
+
+func tableOf(t int) int {
+	if t == unix.RT_TABLE_MAIN {
+		return 0
+	}
+	return t
+}
+
+// observeRules reads the policy rules beyond the kernel's three defaults.
+func (ns *NS) observeRules(node string) ([]Observed, error) {
+	var out []Observed
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := ns.nl.RuleList(fam)
+		if err != nil {
+			return nil, &OpError{Op: "list rules", Node: ns.Name, Err: err}
+		}
+		for _, r := range rules {
+			if isDefaultRule(r) {
+				continue
+			}
+			text := plan.RuleString(policyRule(r))
+			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "rule", Key: text},
+				Delete: func() error {
+					if err := ns.nl.RuleDel(&r); err != nil && !isNotFound(err) {
+						return &OpError{Op: "delete rule " + text, Node: ns.Name, Err: err}
+					}
+					return nil
+				}})
+		}
+	}
+	return out, nil
+}
+
+func isDefaultRule(r netlink.Rule) bool {
+	return r.Src == nil && r.Dst == nil && r.IifName == "" && r.OifName == "" && r.Mark == 0 &&
+		((r.Priority == 0 && r.Table == unix.RT_TABLE_LOCAL) || (r.Priority == 32766 && r.Table == unix.RT_TABLE_MAIN) ||
+			(r.Priority == 32767 && r.Table == unix.RT_TABLE_DEFAULT))
+}
+
+func policyRule(r netlink.Rule) *topology.PolicyRule {
+	p := &topology.PolicyRule{IIF: r.IifName, OIF: r.OifName, FwMark: r.Mark, Priority: r.Priority, Table: r.Table}
+	p.From, p.To = prefixOf(r.Src), prefixOf(r.Dst)
+	return p
+}
+
+func prefixOf(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	ip, _ := netip.AddrFromSlice(n.IP)
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(ip.Unmap(), ones)
+}
+
+// observeTables reads the lab's nftables tables and, in the host, the
+// lab's rules in other programs' chains.
+func (ns *NS) observeTables(node, lab string, host bool) []Observed {
+	var out []Observed
+	tables, _ := ns.nft.ListTables()
+	for _, t := range tables {
+		if t.Name != TableName(lab) {
+			continue
+		}
+		key := familyName(t.Family) + " " + t.Name
+		value := ""
+		if host {
+			value = "uplink masquerade"
+		}
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "nftables", Key: key, Value: value},
+			Delete: func() error { return ns.deleteTable(t) }})
+	}
+	if !host {
+		return out
+	}
+	chains, _ := ns.nft.ListChains()
+	for _, c := range chains {
+		rules, _ := ns.nft.GetRules(c.Table, c)
+		for _, r := range rules {
+			rest, ok := strings.CutPrefix(commentOf(r), Mark(lab)+" ")
+			if !ok {
+				continue
+			}
+			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "foreign-rule", Key: "rule " + rest},
+				Delete: func() error {
+					if err := ns.nft.DelRule(r); err != nil {
+						return err
+					}
+					return ns.nft.Flush()
+				}})
+		}
+	}
+	return out
+}
+
+func (ns *NS) deleteTable(t *nftables.Table) error {
+	ns.nft.DelTable(t)
+	if err := ns.nft.Flush(); err != nil {
+		return &OpError{Op: "delete table", Node: ns.Name, Iface: t.Name, Err: err}
+	}
+	return nil
+}
+
+// ObserveHosts lists the hosts files of the lab under /etc/netns.
+func ObserveHosts(lab string) []Observed {
+	marker := []byte(plan.HostsMarker + lab + "\n")
+	dirs, _ := os.ReadDir(HostsDir)
+	var out []Observed
+	for _, d := range dirs {
+		path := filepath.Join(HostsDir, d.Name(), "hosts")
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasPrefix(b, marker) {
+			continue
+		}
+		node := d.Name()
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "hosts", Key: path, Value: plan.HostsDigest(b)},
+			Delete: func() error {
+				_, err := RemoveHosts(node, string(marker))
+				return err
+			}})
+	}
+	return out
+}
+
+func isNotFound(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "no such") || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) ||
+		errors.Is(err, unix.EADDRNOTAVAIL))
+}

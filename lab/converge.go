@@ -1,0 +1,95 @@
+package lab
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/nsrouter/nsrouter/kernel"
+	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
+)
+
+// observe reads every object of the lab from the kernel: its namespaces
+// and what they hold, its marked objects in the host, its hosts files.
+func observe(lab string) ([]kernel.Observed, error) {
+	host, err := kernel.Host()
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close()
+	out, err := host.Observe(topology.HostNode, lab)
+	if err != nil {
+		return nil, err
+	}
+	names, err := kernel.ListNamed()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if got, _, err := kernel.NamespaceMark(name); err != nil || got != mark(lab) {
+			continue
+		}
+		out = append(out, kernel.Observed{Fact: plan.Fact{Node: name, Kind: "namespace"},
+			Delete: func() error { return kernel.DeleteNamed(name) }})
+		ns, err := kernel.OpenNamed(name)
+		if err != nil {
+			return nil, err
+		}
+		facts, err := ns.Observe(name, lab)
+		ns.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, facts...)
+	}
+	return append(out, kernel.ObserveHosts(lab)...), nil
+}
+
+func factsOf(obs []kernel.Observed) []plan.Fact {
+	out := make([]plan.Fact, len(obs))
+	for i, o := range obs {
+		out[i] = o.Fact
+	}
+	return out
+}
+
+// difference compares the file with the kernel. Rules in other programs'
+// chains are never listed as missing: they exist only where such a chain
+// drops, which up finds out for itself.
+func difference(t *topology.Topology, have []kernel.Observed) []plan.Change {
+	changes := plan.Diff(plan.Facts(t), factsOf(have))
+	return slices.DeleteFunc(changes, func(c plan.Change) bool {
+		return c.Op == '+' && c.Fact.Kind == "foreign-rule"
+	})
+}
+
+// pruneOrder removes dependants first: rules and routes before the links
+// they use, links before their namespaces.
+var pruneOrder = []string{"foreign-rule", "nftables", "rule", "route", "address", "hosts", "link", "namespace"}
+
+// prune removes what the kernel has and the file no longer wants. In a
+// namespace about to go, its contents go with it.
+func prune(changes []plan.Change, have []kernel.Observed) error {
+	del := map[plan.Fact]func() error{}
+	for _, o := range have {
+		del[o.Fact] = o.Delete
+	}
+	gone := map[string]bool{}
+	for _, c := range changes {
+		if c.Op == '-' && c.Fact.Kind == "namespace" {
+			gone[c.Fact.Node] = true
+		}
+	}
+	var errs []error
+	for _, kind := range pruneOrder {
+		for _, c := range changes {
+			if c.Op != '-' || c.Fact.Kind != kind || (gone[c.Fact.Node] && kind != "namespace" && kind != "hosts") {
+				continue
+			}
+			if f := del[c.Fact]; f != nil {
+				errs = append(errs, f())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
