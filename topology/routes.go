@@ -2,6 +2,7 @@ package topology
 
 import (
 	"net/netip"
+	"strings"
 )
 
 // Reserved routing tables: 253 default, 254 main, 255 local.
@@ -74,8 +75,12 @@ func (r *resolver) route(n *Node, fr *FileRoute) *Route {
 			r.errs.add(fr.Via.Pos, "%s: gateway %s and destination %s are of different IP versions", what, rt.Via, fr.To.Value)
 			return nil
 		}
+		if n.owns(rt.Via) {
+			r.errs.add(fr.Via.Pos, "%s: gateway %s is node %s's own address; give the neighbour's", what, rt.Via, n.Name)
+			return nil
+		}
 		if !onLink(n, rt.Via, rt.Dev) {
-			r.errs.add(fr.Via.Pos, "%s: gateway %s is not on any subnet of node %s", what, rt.Via, n.Name)
+			r.errs.add(fr.Via.Pos, "%s: gateway %s is not on any subnet of node %s (%s)", what, rt.Via, n.Name, subnetsOf(n, rt.Dev, rt.Via.Is6()))
 			return nil
 		}
 	}
@@ -97,6 +102,24 @@ func onLink(n *Node, addr netip.Addr, dev string) bool {
 		}
 	}
 	return false
+}
+
+// subnetsOf lists, for a message, n's subnets of one IP version (only
+// dev's, when dev is set).
+func subnetsOf(n *Node, dev string, v6 bool) string {
+	var list []string
+	for _, a := range n.connected() {
+		if (dev == "" || dev == a.dev) && a.prefix.Addr().Is6() == v6 {
+			list = append(list, a.prefix.Masked().String()+" on "+a.dev)
+		}
+	}
+	if len(list) == 0 && v6 {
+		return "it has no IPv6 subnet"
+	}
+	if len(list) == 0 {
+		return "it has no IPv4 subnet"
+	}
+	return "it has " + strings.Join(list, ", ")
 }
 
 // ifAddr is an address of a node with the interface it is on.
