@@ -56,9 +56,22 @@ func (o Options) stateDir() string {
 
 func (o Options) labDir(lab string) string { return filepath.Join(o.stateDir(), lab) }
 
+// ErrEnvironment matches every error that says the environment cannot run
+// a command (no root, a missing kernel feature or program), as opposed to
+// a failed operation.
+var ErrEnvironment = errors.New("the environment cannot run this")
+
+// EnvError is an error of the environment; it matches ErrEnvironment.
+type EnvError struct{ Msg string }
+
+func (e *EnvError) Error() string { return e.Msg }
+
+// Is reports whether target is ErrEnvironment.
+func (e *EnvError) Is(target error) bool { return target == ErrEnvironment }
+
 // ErrNotRoot is returned when the process lacks the privileges to manage
 // namespaces.
-var ErrNotRoot = errors.New("nsrouter needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to manage network namespaces; run it with sudo")
+var ErrNotRoot error = &EnvError{Msg: "nsrouter needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to manage network namespaces; run it with sudo"}
 
 // RequireRoot returns ErrNotRoot unless the process runs as root.
 func RequireRoot() error {

@@ -13,16 +13,6 @@ import (
 	"github.com/nsrouter/nsrouter/lab"
 )
 
-// environError is an environment that cannot run a command, such as a
-// missing program. report gives exit status 3 to errors that match
-// lab.ErrNotRoot, the environment error it knows, so environError matches
-// it too; its own text is what report prints.
-type environError struct{ msg string }
-
-func (e *environError) Error() string { return e.msg }
-
-func (e *environError) Is(target error) bool { return target == lab.ErrNotRoot }
-
 func cmdGraph(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	format := fs.String("format", "dot", "dot, mermaid or svg")
@@ -54,7 +44,7 @@ func cmdGraph(ctx context.Context, e *env, args []string) error {
 func renderSVG(ctx context.Context, src string, w io.Writer) error {
 	dot, err := exec.LookPath("dot")
 	if err != nil {
-		return &environError{"graph: --format svg needs Graphviz's dot, which is not on PATH; " +
+		return &lab.EnvError{Msg: "graph: --format svg needs Graphviz's dot, which is not on PATH; " +
 			"install graphviz (apt-get install graphviz) or use --format dot"}
 	}
 	var stderr bytes.Buffer

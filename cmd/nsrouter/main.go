@@ -127,7 +127,7 @@ func report(e *env, err error) int {
 			fmt.Fprintln(e.stderr, item.Error())
 		}
 		return exitUsage
-	case errors.Is(err, lab.ErrNotRoot):
+	case errors.Is(err, lab.ErrEnvironment):
 		fmt.Fprintf(e.stderr, "nsrouter: %v\n", err)
 		return exitEnviron
 	case errors.Is(err, errExpectations):
