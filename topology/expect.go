@@ -49,7 +49,7 @@ func (r *resolver) expectations(f *File) {
 		r.server(fe, e, what)
 		r.t.Expect = append(r.t.Expect, e)
 	}
-	r.wayBack()
+	r.wayBack(f.Expect)
 }
 
 // server decides where a tcp/udp expectation's listener runs.

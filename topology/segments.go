@@ -340,8 +340,9 @@ func (t *Topology) neighbour(n *Node, dev string, addr netip.Addr) *Node {
 }
 
 // wayBack warns about expectations whose probe would reach its target by
-// the file's routes while the target has no route back.
-func (r *resolver) wayBack() {
+// the file's routes while the target has no route back. fes are the
+// expectations as written, one for each of r.t.Expect.
+func (r *resolver) wayBack(fes []FileExpect) {
 	if len(r.segments) > 5000 {
 		return // a simulation per expectation is for small labs
 	}
@@ -358,7 +359,7 @@ func (r *resolver) wayBack() {
 			continue
 		}
 		if _, back, why := r.t.Walk(e.Target, src); !back {
-			r.errs.warn(Pos{Line: e.Line, Col: 5}, "expect[%d]: %s reaches %s by the file's routes, but the reply has no way back to %s: %s",
+			r.errs.warn(fes[i].Pos, "expect[%d]: %s reaches %s by the file's routes, but the reply has no way back to %s: %s",
 				i, e.From.Name, e.Addr, src, why)
 		}
 	}
