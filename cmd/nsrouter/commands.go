@@ -121,9 +121,16 @@ func progress(w io.Writer, start time.Time) func(done, total int) {
 func cmdDown(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	name := fs.String("l", "", "lab name, instead of a file")
+	all := fs.Bool("all", false, "remove every lab found in the kernel")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
+	}
+	if *all {
+		if *name != "" || len(pos) > 0 {
+			return usagef("down: --all takes no FILE and no -l")
+		}
+		return downAll(ctx, e)
 	}
 	labName := *name
 	if labName == "" {
@@ -139,16 +146,52 @@ func cmdDown(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if res.Empty() {
-		fmt.Fprintf(e.stdout, "lab %s: nothing to remove\n", labName)
-		return nil
-	}
-	fmt.Fprintf(e.stdout, "lab %s removed: %d namespaces, %d host interfaces, %d rules in other chains\n",
-		labName, len(res.Namespaces), len(res.Links), res.Rules)
-	for _, s := range res.Restored {
-		fmt.Fprintf(e.stdout, "  restored %s\n", s)
-	}
+	printDown(e.stdout, res)
 	return nil
+}
+
+func printDown(w io.Writer, res *lab.DownResult) {
+	if res.Empty() {
+		fmt.Fprintf(w, "lab %s: nothing to remove\n", res.Lab)
+		return
+	}
+	fmt.Fprintf(w, "lab %s removed: %d namespaces, %d host interfaces, %d rules in other chains\n",
+		res.Lab, len(res.Namespaces), len(res.Links), res.Rules)
+	for _, s := range res.Restored {
+		fmt.Fprintf(w, "  restored %s\n", s)
+	}
+}
+
+func downAll(ctx context.Context, e *env) error {
+	results, err := lab.DownAll(ctx, e.options())
+	for _, r := range results {
+		printDown(e.stdout, r)
+	}
+	if len(results) == 0 && err == nil {
+		fmt.Fprintln(e.stdout, "no labs found")
+	}
+	return err
+}
+
+func cmdList(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	labs, err := lab.List(ctx, e.options())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, labs)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LAB\tNAMESPACES\tHOST INTERFACES\tSTATE")
+	for _, l := range labs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", l.Name, len(l.Namespaces), len(l.HostLinks), dash(l.State))
+	}
+	return tw.Flush()
 }
 
 func cmdStatus(ctx context.Context, e *env, args []string) error {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/nsrouter/nsrouter/kernel"
@@ -30,7 +31,8 @@ const usage = `nsrouter builds virtual networks out of Linux network namespaces.
 
 Usage:
   nsrouter up       [FILE] [--quiet] [--dry-run]  build the lab, or apply the file's changes
-  nsrouter down     [FILE | -l LAB]           remove everything the lab made
+  nsrouter down     [FILE | -l LAB | --all]   remove everything the lab made
+  nsrouter list     [--json]                  the labs found in the kernel
   nsrouter status   [FILE] [--json]           what exists of the lab
   nsrouter check    [FILE] [--json]           run the file's expectations
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
@@ -89,7 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmds := map[string]func(context.Context, *env, []string) error{
 		"up": cmdUp, "down": cmdDown, "status": cmdStatus, "check": cmdCheck,
-		"exec": cmdExec, "validate": cmdValidate,
+		"exec": cmdExec, "list": cmdList, "validate": cmdValidate,
 		"graph":   cmdGraph,
 		"capture": cmdCapture,
 	}
@@ -146,13 +148,26 @@ func report(e *env, err error) int {
 }
 
 func (e *env) options() lab.Options {
-	return lab.Options{
+	o := lab.Options{
 		Log: e.log,
 		Waiting: func(l string) {
 			fmt.Fprintf(e.stderr, "nsrouter: lab %s is busy with another command; waiting...\n", l)
 		},
 	}
+	if k, err := strconv.Atoi(os.Getenv(envKillAfterStep)); err == nil {
+		o.AfterStep = func(i int) error {
+			if i == k {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+			return nil
+		}
+	}
+	return o
 }
+
+// envKillAfterStep, for crash tests only, makes up kill itself with
+// SIGKILL right after the step of that index.
+const envKillAfterStep = "NSROUTER_TEST_KILL_AFTER_STEP"
 
 // load reads the topology named on the command line ("" for the built-in)
 // and prints its warnings.
