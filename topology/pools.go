@@ -1,7 +1,9 @@
 package topology
 
 import (
+	"encoding/binary"
 	"math/big"
+	"math/bits"
 	"net/netip"
 )
 
@@ -88,15 +90,21 @@ func (p *pool) take(v6 bool, lan bool, r *resolver, at Pos, what string) (netip.
 	if size == 0 {
 		size = max(def, rng.Bits())
 	}
-	room := new(big.Int).Lsh(big.NewInt(1), uint(size-rng.Bits()))
-	if new(big.Int).SetUint64(*next).Cmp(room) >= 0 {
-		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %s subnets of /%d", what, p.name, rng, room, size)
+	// next counts in uint64, so a range of 2^64 subnets or more never
+	// runs out.
+	if free := size - rng.Bits(); free < 64 && *next >= 1<<free {
+		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %d subnets of /%d", what, p.name, rng, uint64(1)<<free, size)
 		*next = ^uint64(0) >> 1 // report once
 		return netip.Prefix{}, false
 	}
-	step := new(big.Int).Lsh(new(big.Int).SetUint64(*next), uint(rng.Addr().BitLen()-size))
+	shift := rng.Addr().BitLen() - size
+	start := rng.Masked().Addr()
 	*next++
-	return netip.PrefixFrom(addBig(rng.Masked().Addr(), step), size), true
+	if bits.Len64(*next-1)+shift <= 64 {
+		return netip.PrefixFrom(addOffset(start, (*next-1)<<shift), size), true
+	}
+	step := new(big.Int).Lsh(new(big.Int).SetUint64(*next-1), uint(shift))
+	return netip.PrefixFrom(addBig(start, step), size), true
 }
 
 // hostAddr returns the k-th usable address (k from 0) of a subnet: /31,
@@ -121,8 +129,19 @@ func hostAddr(subnet netip.Prefix, k uint64) (netip.Prefix, bool) {
 	return netip.PrefixFrom(addOffset(subnet.Masked().Addr(), idx), subnet.Bits()), true
 }
 
+// addOffset returns a+n, wrapping around at the end of the address space.
 func addOffset(a netip.Addr, n uint64) netip.Addr {
-	return addBig(a, new(big.Int).SetUint64(n))
+	if a.Is4() {
+		b := a.As4()
+		v := uint32(uint64(binary.BigEndian.Uint32(b[:])) + n)
+		binary.BigEndian.PutUint32(b[:], v)
+		return netip.AddrFrom4(b)
+	}
+	b := a.As16()
+	lo, carry := bits.Add64(binary.BigEndian.Uint64(b[8:]), n, 0)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	binary.BigEndian.PutUint64(b[:8], binary.BigEndian.Uint64(b[:8])+carry)
+	return netip.AddrFrom16(b)
 }
 
 func addBig(a netip.Addr, n *big.Int) netip.Addr {
