@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -32,6 +33,10 @@ func (r *resolver) expandGroups(f *File) {
 			ifname = g.Interface.Value
 		}
 		target, bridge, isBridge := strings.Cut(g.Connect.Value, ":")
+		// Grown once: appending 100,000 large entries one by one copied
+		// them over and over.
+		f.Nodes = slices.Grow(f.Nodes, g.Count.Value)
+		f.Links = slices.Grow(f.Links, g.Count.Value)
 		for k := 1; k <= g.Count.Value; k++ {
 			name := fmt.Sprintf("%s%d", g.Name.Value, k)
 			if existing[name] {
