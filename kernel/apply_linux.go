@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -26,8 +27,14 @@ type Executor struct {
 	// Progress, when set, is told after each step.
 	Progress func(done, total int)
 
-	nss map[string]*NS
+	nss   map[string]*NS
+	order []string // node names in nss, least recently used first
 }
+
+// maxOpen bounds the namespace handles an executor keeps open (each holds
+// a namespace descriptor and netlink sockets), so that a lab of any size
+// fits in the process's file limit.
+const maxOpen = 16
 
 // StepResult is what one step did.
 type StepResult struct {
@@ -86,15 +93,36 @@ func (e *Executor) Close() {
 	for _, ns := range e.nss {
 		ns.Close()
 	}
-	e.nss = nil
+	e.nss, e.order = nil, nil
+}
+
+// keep caches a node's handles, closing the least recently used beyond
+// maxOpen.
+func (e *Executor) keep(name string, ns *NS) {
+	if e.nss == nil {
+		e.nss = map[string]*NS{}
+	}
+	e.nss[name] = ns
+	e.touch(name)
+	for len(e.order) > maxOpen {
+		old := e.order[0]
+		e.order = e.order[1:]
+		e.nss[old].Close()
+		delete(e.nss, old)
+	}
+}
+
+func (e *Executor) touch(name string) {
+	if i := slices.Index(e.order, name); i >= 0 {
+		e.order = slices.Delete(e.order, i, i+1)
+	}
+	e.order = append(e.order, name)
 }
 
 // ns returns the handles for a node, opening them on first use.
 func (e *Executor) ns(n *topology.Node) (*NS, error) {
-	if e.nss == nil {
-		e.nss = map[string]*NS{}
-	}
 	if ns, ok := e.nss[n.Name]; ok {
+		e.touch(n.Name)
 		return ns, nil
 	}
 	var (
@@ -109,7 +137,7 @@ func (e *Executor) ns(n *topology.Node) (*NS, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.nss[n.Name] = ns
+	e.keep(n.Name, ns)
 	return ns, nil
 }
 
@@ -179,10 +207,7 @@ func (e *Executor) createNamespace(name string) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	if e.nss == nil {
-		e.nss = map[string]*NS{}
-	}
-	e.nss[name] = ns
+	e.keep(name, ns)
 	return true, "", nil
 }
 

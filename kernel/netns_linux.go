@@ -73,7 +73,8 @@ func OpenNamed(name string) (*NS, error) {
 }
 
 func bind(name string, fd netns.NsHandle) (*NS, error) {
-	h, err := netlink.NewHandleAt(fd)
+	// Route for links, addresses, routes and rules; netfilter for conntrack.
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE, unix.NETLINK_NETFILTER)
 	if err != nil {
 		fd.Close()
 		return nil, &OpError{Op: "netlink handle", Node: name, Err: err}
@@ -88,13 +89,16 @@ func bind(name string, fd netns.NsHandle) (*NS, error) {
 }
 
 // Close releases the namespace's handles; the namespace itself stays.
+// The handles are cleared too: a closed netlink handle would otherwise
+// quietly open new sockets in the caller's own namespace.
 func (ns *NS) Close() {
-	if ns == nil {
+	if ns == nil || ns.nl == nil {
 		return
 	}
 	ns.nl.Close()
 	ns.nft.CloseLasting()
 	ns.fd.Close()
+	ns.nl, ns.nft = nil, nil
 }
 
 // Netlink returns the netlink handle bound to the namespace.
@@ -213,9 +217,12 @@ func NamespaceMark(name string) (string, bool, error) {
 		return "", false, nil
 	}
 	ns, err := OpenNamed(name)
-	if err != nil {
+	if errors.Is(err, unix.EINVAL) {
 		// A file that is not a namespace mount is someone else's.
 		return "", true, nil
+	}
+	if err != nil {
+		return "", true, err
 	}
 	defer ns.Close()
 	lo, err := ns.nl.LinkByName("lo")

@@ -84,11 +84,21 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 	return rep, nil
 }
 
-// openNodes opens the handles of every node, failing with a clear message
-// when the lab is not up.
+// openNodes opens the handles of the nodes the expectations use, failing
+// with a clear message when the lab is not up.
 func openNodes(t *topology.Topology) (map[string]*kernel.NS, error) {
 	nss := map[string]*kernel.NS{}
-	for _, n := range t.Nodes {
+	var used []*topology.Node
+	seen := map[*topology.Node]bool{}
+	for _, e := range t.Expect {
+		for _, n := range []*topology.Node{e.From, e.Server} {
+			if n != nil && !seen[n] {
+				seen[n] = true
+				used = append(used, n)
+			}
+		}
+	}
+	for _, n := range used {
 		var (
 			ns  *kernel.NS
 			err error
@@ -97,9 +107,12 @@ func openNodes(t *topology.Topology) (map[string]*kernel.NS, error) {
 			ns, err = kernel.Host()
 		} else {
 			got, exists, merr := kernel.NamespaceMark(n.Name)
-			if merr != nil || !exists || got != mark(t.Name) {
+			switch {
+			case merr != nil:
+				err = merr
+			case !exists || got != mark(t.Name):
 				err = fmt.Errorf("node %s is not up (run nsrouter up first)", n.Name)
-			} else {
+			default:
 				ns, err = kernel.OpenNamed(n.Name)
 			}
 		}

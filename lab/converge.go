@@ -9,14 +9,41 @@ import (
 	"github.com/nsrouter/nsrouter/topology"
 )
 
+// observation is what observe read, holding the namespace handles that
+// its Delete functions use until Close.
+type observation struct {
+	facts []kernel.Observed
+	open  []*kernel.NS
+}
+
+// Close releases the namespace handles.
+func (o *observation) Close() {
+	for _, ns := range o.open {
+		ns.Close()
+	}
+	o.open = nil
+}
+
 // observe reads every object of the lab from the kernel: its namespaces
 // and what they hold, its marked objects in the host, its hosts files.
-func observe(lab string) ([]kernel.Observed, error) {
+// The caller closes the result once it has removed what it wanted.
+func observe(lab string) (*observation, error) {
+	obs := &observation{}
+	facts, err := obs.read(lab)
+	if err != nil {
+		obs.Close()
+		return nil, err
+	}
+	obs.facts = facts
+	return obs, nil
+}
+
+func (obs *observation) read(lab string) ([]kernel.Observed, error) {
 	host, err := kernel.Host()
 	if err != nil {
 		return nil, err
 	}
-	defer host.Close()
+	obs.open = append(obs.open, host)
 	out, err := host.Observe(topology.HostNode, lab)
 	if err != nil {
 		return nil, err
@@ -35,8 +62,8 @@ func observe(lab string) ([]kernel.Observed, error) {
 		if err != nil {
 			return nil, err
 		}
+		obs.open = append(obs.open, ns)
 		facts, err := ns.Observe(name, lab)
-		ns.Close()
 		if err != nil {
 			return nil, err
 		}

@@ -47,7 +47,8 @@ func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpRe
 	if err != nil {
 		return nil, err
 	}
-	out := &UpResult{Lab: t.Name, New: isNew, Changes: difference(t, have)}
+	defer have.Close()
+	out := &UpResult{Lab: t.Name, New: isNew, Changes: difference(t, have.facts)}
 	if o.DryRun {
 		return out, nil
 	}
@@ -72,7 +73,7 @@ func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpRe
 
 // apply records the host's settings and the file, runs the plan and removes
 // what the file no longer has.
-func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, have []kernel.Observed, out *UpResult) error {
+func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, have *observation, out *UpResult) error {
 	p := plan.Build(t)
 	out.Steps = len(p.Steps)
 	if err := o.recordHost(t.Name, p); err != nil {
@@ -89,7 +90,7 @@ func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, ha
 	if err != nil {
 		return err
 	}
-	if err := prune(out.Changes, have); err != nil {
+	if err := prune(out.Changes, have.facts); err != nil {
 		return fmt.Errorf("removing what the file no longer has: %w", err)
 	}
 	for _, c := range out.Changes {
@@ -114,8 +115,9 @@ func (o Options) restore(ctx context.Context, prev []byte) error {
 	if err != nil {
 		return err
 	}
+	defer have.Close()
 	o.AfterStep = nil
-	return o.apply(ctx, t, prev, have, &UpResult{Changes: difference(t, have)})
+	return o.apply(ctx, t, prev, have, &UpResult{Changes: difference(t, have.facts)})
 }
 
 // preflight checks, before anything is touched, that every name the lab

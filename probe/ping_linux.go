@@ -30,9 +30,9 @@ type PingResult struct {
 
 // PingOptions bound a probe.
 type PingOptions struct {
-	Count    int           // echo requests at most; 3 if 0
-	Interval time.Duration // between requests; 200ms if 0
-	Timeout  time.Duration // for the whole probe; 2s if 0
+	Count    int           // echo requests at most; 6 if 0
+	Interval time.Duration // between requests; 400ms if 0
+	Timeout  time.Duration // for the whole probe; 3s if 0
 }
 
 // Ping sends ICMP echo requests to dst from inside ns until one is
@@ -74,13 +74,13 @@ func Ping(ctx context.Context, ns *kernel.NS, dst netip.Addr, opt PingOptions) (
 
 func (o PingOptions) withDefaults() PingOptions {
 	if o.Count == 0 {
-		o.Count = 3
+		o.Count = 6
 	}
 	if o.Interval == 0 {
-		o.Interval = 200 * time.Millisecond
+		o.Interval = 400 * time.Millisecond
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 2 * time.Second
+		o.Timeout = 3 * time.Second
 	}
 	return o
 }
