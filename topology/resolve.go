@@ -39,8 +39,10 @@ type resolver struct {
 	bridgePools   map[*Bridge]String
 	groupDefaults []groupDefault
 	segments      []*segment
-	// endpoints holds every endpoint a link names, valid or not, so that
+	// fileLinks are the links as written; endpoints, made from them when
+	// first needed, holds every endpoint they name, valid or not, so that
 	// an interface on a rejected link is not also called unused.
+	fileLinks []FileLink
 	endpoints map[string]bool
 }
 
@@ -158,11 +160,8 @@ func (r *resolver) iface(n *Node, name string) *Interface { return r.ifs[n][name
 
 func (r *resolver) links(f *File) {
 	used := map[string]Pos{}
-	r.endpoints = map[string]bool{}
+	r.fileLinks = f.Links
 	for li := range f.Links {
-		for _, ep := range f.Links[li].Endpoints {
-			r.endpoints[ep.Value] = true
-		}
 		r.link(fmt.Sprintf("links[%d]", li), &f.Links[li], used)
 	}
 }
@@ -263,6 +262,19 @@ func (r *resolver) nameClash(what string, p Pos, i *Interface) bool {
 	return true
 }
 
+// named reports whether a link names the endpoint node:interface.
+func (r *resolver) named(endpoint string) bool {
+	if r.endpoints == nil {
+		r.endpoints = map[string]bool{}
+		for _, l := range r.fileLinks {
+			for _, ep := range l.Endpoints {
+				r.endpoints[ep.Value] = true
+			}
+		}
+	}
+	return r.endpoints[endpoint]
+}
+
 // interfaceSettings attaches the settings declared under nodes.NAME.interfaces
 // to the interfaces the links created, and reports declared interfaces that
 // no link uses.
@@ -271,7 +283,7 @@ func (r *resolver) interfaceSettings() {
 		for _, e := range r.declared[n] {
 			i := r.iface(n, e.Key)
 			if i == nil || i.Master != nil {
-				if n.Bridge(e.Key) == nil && !r.endpoints[n.Name+":"+e.Key] {
+				if n.Bridge(e.Key) == nil && !r.named(n.Name+":"+e.Key) {
 					r.errs.add(e.KeyPos, "node %s: interface %s is not on any link; add a link with endpoint %s:%s", n.Name, e.Key, n.Name, e.Key)
 				}
 				continue
