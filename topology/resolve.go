@@ -96,6 +96,13 @@ func (r *resolver) nodes(f *File) {
 	if len(f.Nodes) == 0 {
 		r.errs.add(Pos{Line: max(f.Pos.Line, 1), Col: max(f.Pos.Col, 1)}, "no nodes: a lab needs at least one node")
 	}
+	// Sized once, now that groups are written out: growing maps of
+	// 100,000 nodes step by step rehashed them again and again.
+	r.byName = make(map[string]*Node, len(f.Nodes))
+	r.ifs = make(map[*Node]map[string]*Interface, len(f.Nodes))
+	r.declared = make(map[*Node]Map[FileInterface], len(f.Nodes))
+	r.t.Nodes = make([]*Node, 0, len(f.Nodes))
+	r.names = make([]string, 0, len(f.Nodes))
 	for _, e := range f.Nodes {
 		if !nodeNameRE.MatchString(e.Key) || e.Key == "." || e.Key == ".." {
 			r.errs.add(e.KeyPos, "node name %q: use 1 to 64 letters, digits, '_', '.' and '-', not starting with '.' or '-' (it names a file under /run/netns)", e.Key)
@@ -159,7 +166,9 @@ func (r *resolver) node(s String, what string) *Node {
 func (r *resolver) iface(n *Node, name string) *Interface { return r.ifs[n][name] }
 
 func (r *resolver) links(f *File) {
-	used := map[string]Pos{}
+	used := make(map[string]Pos, 2*len(f.Links))
+	r.linkPools = make(map[*Link]String, len(f.Links))
+	r.t.Links = make([]*Link, 0, len(f.Links))
 	r.fileLinks = f.Links
 	for li := range f.Links {
 		r.link(fmt.Sprintf("links[%d]", li), &f.Links[li], used)
