@@ -138,7 +138,9 @@ func (r *resolver) defaultVia(n *Node, i *Interface, pos Pos) {
 		}
 		n.Routes = append(n.Routes, &Route{Dst: dst, Via: gw})
 	}
-	if len(gws) == 0 {
+	_, linkPool := r.linkPools[i.Link]
+	_, bridgePool := r.bridgePools[i.Peer().Master]
+	if len(gws) == 0 && !linkPool && !bridgePool { // else the pool said why
 		r.errs.add(pos, "node %s: default-route needs an address on the other side of %s; give the link a pool", n.Name, i.Name)
 	}
 }

@@ -91,10 +91,14 @@ func (p *pool) take(v6 bool, lan bool, r *resolver, at Pos, what string) (netip.
 		size = max(def, rng.Bits())
 	}
 	// next counts in uint64, so a range of 2^64 subnets or more never
-	// runs out.
+	// runs out; once one has, next stays at exhausted.
+	const exhausted = ^uint64(0)
+	if *next == exhausted {
+		return netip.Prefix{}, false
+	}
 	if free := size - rng.Bits(); free < 64 && *next >= 1<<free {
-		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %d subnets of /%d", what, p.name, rng, uint64(1)<<free, size)
-		*next = ^uint64(0) >> 1 // report once
+		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %d subnets of /%d; give it a larger range", what, p.name, rng, uint64(1)<<free, size)
+		*next = exhausted // report once
 		return netip.Prefix{}, false
 	}
 	shift := rng.Addr().BitLen() - size
