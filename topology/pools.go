@@ -2,9 +2,11 @@ package topology
 
 import (
 	"encoding/binary"
+	"maps"
 	"math/big"
 	"math/bits"
 	"net/netip"
+	"slices"
 )
 
 // pool hands out consecutive subnets of a range, in file order, so the
@@ -19,6 +21,7 @@ type pool struct {
 
 func (r *resolver) poolDefs(f *File) {
 	r.pools = map[string]*pool{}
+	r.unknownPools = map[Pos]bool{}
 	for _, e := range f.Pools {
 		what := "pool " + e.Key
 		p := &pool{name: e.Key, pos: e.KeyPos}
@@ -55,10 +58,11 @@ func (r *resolver) lookupPool(s String, what string) *pool {
 	if p := r.pools[s.Value]; p != nil {
 		return p
 	}
-	var names []string
-	for n := range r.pools {
-		names = append(names, n)
+	if r.unknownPools[s.Pos] {
+		return nil // a group's links share the group's pool field
 	}
+	r.unknownPools[s.Pos] = true
+	names := slices.Sorted(maps.Keys(r.pools))
 	msg := what + ": unknown pool " + quote(s.Value)
 	if sug := suggest(s.Value, names); sug != "" {
 		msg += "; did you mean " + quote(sug) + "?"

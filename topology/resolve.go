@@ -33,6 +33,8 @@ type resolver struct {
 	// addrs maps each lab address to where it was first assigned.
 	addrs map[netip.Addr]string
 	pools map[string]*pool
+	// unknownPools holds where an unknown pool was named and reported.
+	unknownPools map[Pos]bool
 	// linkPools and bridgePools say which links and bridges draw addresses
 	// from a pool.
 	linkPools     map[*Link]String
