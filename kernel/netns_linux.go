@@ -145,6 +145,9 @@ func CreateNamed(name, lab string) (*NS, error) {
 	}
 	target := filepath.Join(NetnsDir, name)
 	f, err := os.OpenFile(target, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if errors.Is(err, os.ErrExist) && IsStale(name) {
+		f, err = os.Open(target) // an interrupted creation's empty file
+	}
 	if err != nil {
 		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
 	}
@@ -210,10 +213,32 @@ func DeleteNamed(name string) error {
 	return nil
 }
 
+// IsStale reports whether /run/netns/name is an empty file with no
+// namespace mounted on it: what a creation interrupted between making the
+// file and mounting the namespace leaves (ours or `ip netns add`'s). It is
+// not a namespace, so it is no clash, and it is reused.
+func IsStale(name string) bool {
+	path := filepath.Join(NetnsDir, name)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+		return false
+	}
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type != unix.NSFS_MAGIC
+}
+
+// RemoveStale removes /run/netns/name if it is stale.
+func RemoveStale(name string) bool {
+	return IsStale(name) && os.Remove(filepath.Join(NetnsDir, name)) == nil
+}
+
 // NamespaceMark returns the mark on lo of the named namespace ("" when it
 // carries none), and whether the namespace exists.
 func NamespaceMark(name string) (string, bool, error) {
 	if _, err := os.Lstat(filepath.Join(NetnsDir, name)); errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if IsStale(name) {
 		return "", false, nil
 	}
 	ns, err := OpenNamed(name)

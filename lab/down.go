@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // DownResult reports what Down removed.
@@ -86,6 +88,14 @@ func down(lab string, o Options) (*DownResult, error) {
 			continue
 		}
 		res.Namespaces = append(res.Namespaces, name)
+	}
+
+	// A creation killed before its namespace was mounted leaves an empty
+	// file; the lab's last file names the candidates.
+	if prev, _, err := topology.Load(filepath.Join(o.labDir(lab), "topology.yaml"), nil); err == nil {
+		for _, n := range prev.Namespaces() {
+			kernel.RemoveStale(n.Name)
+		}
 	}
 
 	// Name files are found by their first line, like everything else.

@@ -61,10 +61,23 @@ func Load(path string, stdin io.Reader) (*Topology, []byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
+		// An unreadable file is bad input like any other: exit status 2.
+		errs := &ErrorList{File: name}
+		errs.add(Pos{}, "cannot be read: %v", unwrapPath(err))
+		return nil, nil, errs
 	}
 	t, err := Parse(name, data)
 	return t, data, err
+}
+
+// unwrapPath drops the path from an *os.PathError; the message names the
+// file already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func readLimited(r io.Reader) ([]byte, error) {
