@@ -25,7 +25,7 @@ func (r *resolver) expandGroups(f *File) {
 	for gi := range f.Groups {
 		g := &f.Groups[gi]
 		what := fmt.Sprintf("groups[%d]", gi)
-		if !r.groupValid(g, what) {
+		if !r.groupValid(g, what) || !r.groupTarget(f, g, what) {
 			continue
 		}
 		ifname := "eth0"
@@ -91,6 +91,43 @@ func (r *resolver) groupValid(g *FileGroup, what string) bool {
 		ok = false
 	}
 	return ok
+}
+
+// groupTarget reports whether the node, or node:bridge, a group connects
+// to exists, and says so once when it does not, instead of once for every
+// member's link.
+func (r *resolver) groupTarget(f *File, g *FileGroup, what string) bool {
+	target, bridge, isBridge := strings.Cut(g.Connect.Value, ":")
+	var names []string
+	for _, e := range f.Nodes {
+		names = append(names, e.Key)
+		if e.Key != target {
+			continue
+		}
+		if !isBridge {
+			return true
+		}
+		var bridges []string
+		for _, b := range e.Value.Bridges {
+			if b.Key == bridge {
+				return true
+			}
+			bridges = append(bridges, b.Key)
+		}
+		r.unknown(g.Connect.Pos, what+" connect: node "+target+" has no bridge", bridge, bridges)
+		return false
+	}
+	r.unknown(g.Connect.Pos, what+" connect: unknown node", target, names)
+	return false
+}
+
+// unknown reports a name that is not among known, suggesting the closest.
+func (r *resolver) unknown(p Pos, what, name string, known []string) {
+	msg := fmt.Sprintf("%s %q", what, name)
+	if s := suggest(name, known); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	r.errs.add(p, "%s", msg)
 }
 
 // groupRoutes adds each member's default route via its peer.
