@@ -81,6 +81,15 @@ func (r *resolver) groupValid(g *FileGroup, what string) bool {
 		r.errs.add(g.Pos, "%s: count must be between 1 and %d", what, maxGroup)
 		ok = false
 	}
+	switch v := g.Interface.Value; {
+	case !g.Interface.Set:
+	case len(v) > 15:
+		r.errs.add(g.Interface.Pos, "%s: interface name %q is %d bytes; Linux allows at most 15", what, v, len(v))
+		ok = false
+	case v == "lo" || !ifNameRE.MatchString(v):
+		r.errs.add(g.Interface.Pos, "%s: %q is not a usable interface name (letters, digits, '_', '.', '-'; not \"lo\")", what, v)
+		ok = false
+	}
 	if !g.Connect.Set {
 		r.errs.add(g.Pos, "%s: missing field \"connect\" (a node, or node:bridge)", what)
 		ok = false
