@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
@@ -409,7 +410,7 @@ func (r *resolver) sysctls(m Map[String], what string) []Sysctl {
 		case !sysctlRE.MatchString(e.Key):
 			r.errs.add(e.KeyPos, "%s: sysctl %q: only net.* keys, written with dots, like net.ipv4.conf.all.rp_filter", what, e.Key)
 		case strings.ContainsAny(e.Value.Value, "\n\x00") || e.Value.Value == "":
-			r.errs.add(e.Value.Pos, "%s: sysctl %s needs a value on one line", what, e.Key)
+			r.errs.add(cmp.Or(e.Value.Pos, e.KeyPos), "%s: sysctl %s needs a value on one line", what, e.Key)
 		default:
 			out = append(out, Sysctl{Key: e.Key, Value: e.Value.Value})
 		}
