@@ -146,10 +146,8 @@ func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 			i += size
 		}
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		line, msg := yamlError(err, data)
-		errs.add(Pos{Line: line, Col: 1}, "%s", msg)
+	root, ok := oneDocument(data, errs)
+	if !ok {
 		return nil, nil
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
@@ -163,6 +161,27 @@ func decodeFile(data []byte, errs *ErrorList) (*File, map[Pos]bool) {
 		return nil, nil
 	}
 	return f, d.bad
+}
+
+// oneDocument parses the file's YAML document and refuses a second one,
+// which yaml.Unmarshal would drop without a word.
+func oneDocument(data []byte, errs *ErrorList) (*yaml.Node, bool) {
+	var root, next yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&root)
+	if err == nil {
+		err = dec.Decode(&next)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		line, msg := yamlError(err, data)
+		errs.add(Pos{Line: line, Col: 1}, "%s", msg)
+		return nil, false
+	}
+	if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+		errs.add(posOf(next.Content[0]), "a second YAML document starts here, after '---'; a file holds one topology, so remove the '---' or split the file")
+		return nil, false
+	}
+	return &root, true
 }
 
 // yamlError turns the library's message ("yaml: line 3: found ...") into
