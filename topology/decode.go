@@ -290,7 +290,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		f.Set(reflect.ValueOf(posOf(n)))
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s: expected a mapping, found %s", d.where(), kindName(n))
+		_, names := fieldsOf(v.Type())
+		d.errorf(n, "%s: expected a mapping (fields: %s), found %s", d.where(), strings.Join(names, ", "), kindName(n))
 		return
 	}
 	before := len(d.errs.Items)
