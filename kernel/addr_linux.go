@@ -44,3 +44,46 @@ func (ns *NS) EnsureAddr(name string, p netip.Prefix) (changed bool, err error) 
 	}
 	return true, nil
 }
+
+// AddAddr adds the address without looking first, for interfaces this run
+// just created.
+func (ns *NS) AddAddr(name string, p netip.Prefix) error {
+	l, err := ns.link(name)
+	if err != nil {
+		return err
+	}
+	addr := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := ns.nl.AddrAdd(l, addr); err != nil {
+		return &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
+	}
+	return nil
+}
+
+// link looks an interface up by name, remembering the answer: in a
+// namespace this run created, names do not change under it.
+func (ns *NS) link(name string) (netlink.Link, error) {
+	if l, ok := ns.links[name]; ok {
+		return l, nil
+	}
+	l, err := ns.nl.LinkByName(name)
+	if err != nil {
+		return nil, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
+	}
+	if ns.links == nil {
+		ns.links = map[string]netlink.Link{}
+	}
+	ns.links[name] = l
+	return l, nil
+}
+
+// SetUpFresh brings up an interface this run created.
+func (ns *NS) SetUpFresh(name string) error {
+	l, err := ns.link(name)
+	if err != nil {
+		return err
+	}
+	return ns.setUp(l)
+}

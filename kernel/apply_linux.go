@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"slices"
-
-	"github.com/google/nftables"
-	"github.com/vishvananda/netlink"
+	"runtime"
+	"sync"
+	"time"
 
 	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
@@ -18,23 +16,31 @@ import (
 // Executor applies a plan's steps. Each step is idempotent: a step whose
 // object already exists as the plan wants it changes nothing, so applying
 // the same plan twice leaves the kernel as the first run did.
+//
+// Steps run in phases (see schedule), and within a phase, units of work on
+// different nodes or cables run on parallel workers. The kernel serialises
+// most of this work on its rtnl lock, so a few workers are enough: more
+// only spin on the lock.
 type Executor struct {
 	Lab string
 	Log *slog.Logger
-	// AfterStep, when set, runs after each step with its index; an error
-	// stops the run there. Tests use it to interrupt a run at every step.
+	// AfterStep, when set, runs after each finished step with the number
+	// of steps finished before it; an error stops the run. Tests use it
+	// to interrupt a run after every step in turn.
 	AfterStep func(i int) error
 	// Progress, when set, is told after each step.
 	Progress func(done, total int)
+	// Workers is the number of parallel workers; 0 means one per CPU, at
+	// most 4.
+	Workers int
 
-	nss   map[string]*NS
-	order []string // node names in nss, least recently used first
+	mu      sync.Mutex
+	done    int
+	res     *Result
+	fresh   map[string]bool // namespaces this run created: nothing to check in them
+	birth   map[string]string
+	birthMu sync.Once
 }
-
-// maxOpen bounds the namespace handles an executor keeps open (each holds
-// a namespace descriptor and netlink sockets), so that a lab of any size
-// fits in the process's file limit.
-const maxOpen = 16
 
 // StepResult is what one step did.
 type StepResult struct {
@@ -48,6 +54,8 @@ type Result struct {
 	Steps []StepResult
 	// Foreign lists other programs' forward chains that got a rule of ours.
 	Foreign []ForeignChain
+	// Created maps each namespace this run created to its NamespaceID.
+	Created map[string]uint64
 }
 
 // Changed counts the steps that changed the kernel.
@@ -61,68 +69,201 @@ func (r *Result) Changed() int {
 	return n
 }
 
-// Apply runs the plan's steps in order and stops at the first failure,
-// returning what was done up to there.
+// Apply runs the plan and stops at the first failure, returning what was
+// done up to there.
 func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
-	defer e.Close()
-	res := &Result{}
+	e.res = &Result{Steps: make([]StepResult, len(p.Steps)), Created: map[string]uint64{}}
 	for i, s := range p.Steps {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		changed, note, err := e.step(s, res)
-		e.Log.Debug("step", "n", i, "step", s.String(), "changed", changed, "err", err)
-		res.Steps = append(res.Steps, StepResult{Step: s, Changed: changed, Note: note})
+		e.res.Steps[i].Step = s
+	}
+	e.fresh = map[string]bool{}
+	for i, phase := range schedule(p) {
+		start := time.Now()
+		err := e.runPhase(ctx, p, phase)
+		e.Log.Debug("phase", "n", i, "units", len(phase), "took", time.Since(start), "err", err)
 		if err != nil {
-			return res, fmt.Errorf("step %d (%s): %w", i+1, s, err)
-		}
-		if e.Progress != nil {
-			e.Progress(i+1, len(p.Steps))
-		}
-		if e.AfterStep != nil {
-			if err := e.AfterStep(i); err != nil {
-				return res, err
-			}
+			return e.res, err
 		}
 	}
-	return res, nil
+	return e.res, nil
 }
 
-// Close releases the namespace handles the executor opened.
-func (e *Executor) Close() {
-	for _, ns := range e.nss {
+// unit is work that runs on one worker: step indexes, in plan order.
+type unit []int
+
+// schedule groups the plan into phases that must follow one another:
+//
+//  0. namespaces with their settings and bridges, one unit per node;
+//  1. cables, one unit each;
+//  2. bridge MTUs, once the ports are attached;
+//  3. each node's addresses, links up, routes, rules, firewall and hosts
+//     file, one unit per node; but a node with many interfaces (a router
+//     with a thousand hosts) has one unit per interface for addresses and
+//     links up, spread over all workers, and the rest in
+//  4. one unit per such node;
+//  5. the host's rules in other programs' chains and the uplink, in order.
+func schedule(p *plan.Plan) [][]unit {
+	phaseOf := map[plan.Kind]int{
+		plan.CreateNamespace: 0, plan.SetSysctl: 0, plan.CreateBridge: 0,
+		plan.CreateVeth: 1, plan.SetMTU: 2, plan.AddAddress: 3, plan.SetUp: 3,
+		plan.AddRoute: 4, plan.AddRule: 4, plan.SetFirewall: 4, plan.WriteHosts: 4,
+		plan.AllowBridged: 5, plan.SetUplink: 5,
+	}
+	const phases = 6
+	out := make([][]unit, phases)
+	index := make([]map[string]int, phases)
+	for i := range index {
+		index[i] = map[string]int{}
+	}
+	for i, s := range p.Steps {
+		ph := phaseOf[s.Kind]
+		key := s.Node.Name
+		big := len(s.Node.Interfaces) > bigNode
+		switch {
+		case ph == 1:
+			key = fmt.Sprint(i)
+		case ph == 3 && big:
+			key += ":" + s.Iface
+		case ph == 4 && !big:
+			ph = 3
+		case ph == 5:
+			key = "host"
+		}
+		k, ok := index[ph][key]
+		if !ok {
+			k = len(out[ph])
+			index[ph][key] = k
+			out[ph] = append(out[ph], nil)
+		}
+		out[ph][k] = append(out[ph][k], i)
+	}
+	return out
+}
+
+// bigNode is the number of interfaces past which a node's interfaces are
+// configured in parallel.
+const bigNode = 16
+
+func (e *Executor) workers(n int) int {
+	w := e.Workers
+	if w == 0 {
+		w = min(runtime.NumCPU(), 4)
+	}
+	return max(1, min(w, n))
+}
+
+// runPhase runs a phase's units on the workers; the first error stops
+// them all.
+func (e *Executor) runPhase(ctx context.Context, p *plan.Plan, units []unit) error {
+	if len(units) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan unit)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for range e.workers(len(units)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{e: e}
+			defer w.close()
+			for u := range next {
+				if err := w.run(ctx, p, u); err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for _, u := range units {
+		select {
+		case next <- u:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// finish records a finished step and runs the hooks.
+func (e *Executor) finish(i int, changed bool, note string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.res.Steps[i].Changed, e.res.Steps[i].Note = changed, note
+	e.done++
+	if e.Progress != nil {
+		e.Progress(e.done, len(e.res.Steps))
+	}
+	if e.AfterStep != nil {
+		return e.AfterStep(e.done - 1)
+	}
+	return nil
+}
+
+func (e *Executor) isFresh(node string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fresh[node]
+}
+
+func (e *Executor) addForeign(chains []ForeignChain) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.res.Foreign = append(e.res.Foreign, chains...)
+}
+
+// worker runs units with a small cache of namespace handles of its own
+// (netlink handles are not shared between goroutines).
+type worker struct {
+	e     *Executor
+	nss   map[string]*NS
+	order []string
+}
+
+// maxOpen bounds the namespace handles one worker keeps open (each holds
+// a namespace descriptor and netlink sockets), so that a lab of any size
+// fits in the process's file limit.
+const maxOpen = 8
+
+func (w *worker) close() {
+	for _, ns := range w.nss {
 		ns.Close()
 	}
-	e.nss, e.order = nil, nil
+	w.nss = nil
 }
 
-// keep caches a node's handles, closing the least recently used beyond
-// maxOpen.
-func (e *Executor) keep(name string, ns *NS) {
-	if e.nss == nil {
-		e.nss = map[string]*NS{}
+func (w *worker) keep(name string, ns *NS) {
+	if w.nss == nil {
+		w.nss = map[string]*NS{}
 	}
-	e.nss[name] = ns
-	e.touch(name)
-	for len(e.order) > maxOpen {
-		old := e.order[0]
-		e.order = e.order[1:]
-		e.nss[old].Close()
-		delete(e.nss, old)
+	w.nss[name] = ns
+	w.order = append(w.order, name)
+	if len(w.order) > maxOpen {
+		old := w.order[0]
+		w.order = w.order[1:]
+		w.nss[old].Close()
+		delete(w.nss, old)
 	}
-}
-
-func (e *Executor) touch(name string) {
-	if i := slices.Index(e.order, name); i >= 0 {
-		e.order = slices.Delete(e.order, i, i+1)
-	}
-	e.order = append(e.order, name)
 }
 
 // ns returns the handles for a node, opening them on first use.
-func (e *Executor) ns(n *topology.Node) (*NS, error) {
-	if ns, ok := e.nss[n.Name]; ok {
-		e.touch(n.Name)
+func (w *worker) ns(n *topology.Node) (*NS, error) {
+	if ns, ok := w.nss[n.Name]; ok {
 		return ns, nil
 	}
 	var (
@@ -137,173 +278,26 @@ func (e *Executor) ns(n *topology.Node) (*NS, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.keep(n.Name, ns)
+	w.keep(n.Name, ns)
 	return ns, nil
 }
 
-func (e *Executor) step(s plan.Step, res *Result) (changed bool, note string, err error) {
-	mark := Mark(e.Lab)
-	if s.Kind == plan.CreateNamespace {
-		return e.createNamespace(s.Node.Name)
-	}
-	ns, err := e.ns(s.Node)
-	if err != nil {
-		return false, "", err
-	}
-	switch s.Kind {
-	case plan.SetSysctl:
-		_, changed, err = ns.SetSysctl(s.Key, s.Value)
-		if errors.Is(err, errNotExist) && isBridgeNF(s.Key) {
-			return false, "br_netfilter absent: bridged frames skip IP hooks anyway", nil
+func (w *worker) run(ctx context.Context, p *plan.Plan, u unit) error {
+	for _, i := range u {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return changed, "", err
-	case plan.CreateBridge:
-		changed, err = ns.EnsureBridge(s.Iface, mark)
-		return changed, "", err
-	case plan.CreateVeth:
-		return e.createVeth(s.Veth, mark)
-	case plan.AddAddress:
-		changed, err = ns.EnsureAddr(s.Iface, s.Addr)
-		return changed, "", err
-	case plan.SetUp:
-		changed, err = ns.SetUp(s.Iface)
-		return changed, "", err
-	case plan.AddRoute:
-		r := s.Route
-		changed, err = ns.EnsureRoute(RouteSpec{Dst: r.Dst, Via: r.Via, Dev: r.Dev, Metric: r.Metric, Table: r.Table})
-		return changed, "", err
-	case plan.AddRule:
-		changed, err = ns.EnsureRule(netlinkRule(s.Rule), plan.RuleString(s.Rule))
-		return changed, "", err
-	case plan.SetFirewall:
-		changed, err = ns.EnsureTable(NodeTable(e.Lab, s.Node, s.Chain, s.NAT), true)
-		return changed, "", err
-	case plan.AllowBridged:
-		return e.allowBridged(ns, s.Bridges, res)
-	case plan.SetMTU:
-		changed, err = ns.EnsureMTU(s.Iface, s.MTU)
-		return changed, "", err
-	case plan.WriteHosts:
-		changed, err = WriteHosts(s.Node.Name, s.Hosts, plan.HostsMarker)
-		return changed, "", err
-	case plan.SetUplink:
-		return e.uplink(ns, s.Uplink, res)
-	}
-	return false, "", fmt.Errorf("unknown step kind %v", s.Kind)
-}
-
-func (e *Executor) createNamespace(name string) (bool, string, error) {
-	mark, exists, err := NamespaceMark(name)
-	if err != nil {
-		return false, "", err
-	}
-	if exists {
-		if mark != Mark(e.Lab) {
-			return false, "", &ClashError{Kind: "namespace", Name: name, Owner: mark}
-		}
-		return false, "", nil
-	}
-	ns, err := CreateNamed(name, e.Lab)
-	if err != nil {
-		return false, "", err
-	}
-	e.keep(name, ns)
-	return true, "", nil
-}
-
-// createVeth creates the pair through the namespace of the end that joins
-// a bridge, if any, so that end is born attached to its bridge.
-func (e *Executor) createVeth(l *topology.Link, mark string) (bool, string, error) {
-	a, b := l.A, l.B
-	if a.Master == nil && b.Master != nil {
-		a, b = b, a
-	}
-	nsA, err := e.ns(a.Node)
-	if err != nil {
-		return false, "", err
-	}
-	nsB, err := e.ns(b.Node)
-	if err != nil {
-		return false, "", err
-	}
-	end := func(ns *NS, i *topology.Interface) VethEnd {
-		v := VethEnd{NS: ns, Name: i.Name, MTU: i.MTU, MAC: i.MAC}
-		if i.Master != nil {
-			v.Master = i.Master.Name
-		}
-		return v
-	}
-	changed, err := EnsureVeth(end(nsA, a), end(nsB, b), mark)
-	return changed, "", err
-}
-
-func (e *Executor) allowBridged(ns *NS, bridges []*topology.Bridge, res *Result) (bool, string, error) {
-	var names []string
-	for _, b := range bridges {
-		names = append(names, b.Name)
-	}
-	chains, changed, err := ns.AllowBridged(e.Lab, names)
-	res.Foreign = append(res.Foreign, chains...)
-	note := ""
-	if len(chains) > 0 {
-		note = fmt.Sprintf("accept rules in %d foreign forward chains", len(chains))
-	}
-	if ns.LegacyFilterPresent() {
-		e.Log.Warn("the host has an iptables-legacy filter table; nsrouter cannot add rules there. "+
-			"If its FORWARD policy is DROP, frames across the lab bridges are dropped: "+
-			"allow them with iptables-legacy -I FORWARD -i BRIDGE -o BRIDGE -j ACCEPT",
-			"bridges", names)
-	}
-	return changed, note, err
-}
-
-// netlinkRule converts a policy rule to netlink's form.
-func netlinkRule(r *topology.PolicyRule) *netlink.Rule {
-	nr := netlink.NewRule()
-	nr.Family = netlink.FAMILY_V4
-	if r.IPv6 {
-		nr.Family = netlink.FAMILY_V6
-	}
-	nr.Table = r.Table
-	nr.Priority = r.Priority
-	if r.Priority == 0 {
-		nr.Priority = -1
-	}
-	if r.From.IsValid() {
-		nr.Src = ipNet(r.From)
-	}
-	if r.To.IsValid() {
-		nr.Dst = ipNet(r.To)
-	}
-	nr.IifName, nr.OifName = r.IIF, r.OIF
-	if r.FwMark != 0 {
-		nr.Mark = r.FwMark
-	}
-	return nr
-}
-
-// uplink connects the lab to the host's network: the host masquerades the
-// uplink's subnet towards its default-route interface (or the one named),
-// and foreign forward drops let the uplink's traffic through.
-func (e *Executor) uplink(host *NS, u *topology.Uplink, res *Result) (bool, string, error) {
-	out := u.Out
-	if out == "" {
-		dev, err := host.DefaultRouteDev()
+		s := p.Steps[i]
+		changed, note, err := w.step(s)
+		w.e.Log.Debug("step", "n", i, "step", s.String(), "changed", changed, "err", err)
 		if err != nil {
-			return false, "", err
+			return fmt.Errorf("step %d (%s): %w", i+1, s, err)
 		}
-		out = dev
+		if err := w.e.finish(i, changed, note); err != nil {
+			return err
+		}
 	}
-	spec := TableSpec{Family: nftables.TableFamilyIPv4, Name: TableName(e.Lab), Chains: []ChainSpec{{
-		Name: "postrouting", Type: nftables.ChainTypeNAT, Hook: nftables.ChainHookPostrouting,
-		Priority: nftables.ChainPriorityNATSource, Policy: nftables.ChainPolicyAccept,
-		Rules: []RuleSpec{masqRule(topology.Masquerade{Out: out, Src: []netip.Prefix{u.Subnet}}, u.Subnet)},
-	}}}
-	changed, err := host.EnsureTable(spec, false)
-	if err != nil {
-		return changed, "", err
-	}
-	chains, c2, err := host.AllowUplink(e.Lab, u.HostEnd.Name)
-	res.Foreign = append(res.Foreign, chains...)
-	return changed || c2, "masquerade towards " + out, err
+	return nil
 }
+
+var errUnknownStep = errors.New("unknown step kind")

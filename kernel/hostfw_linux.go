@@ -50,7 +50,7 @@ func ownsRule(r *nftables.Rule, mark string) bool {
 func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
 	v4, _ := ns.Sysctl("net.bridge.bridge-nf-call-iptables")
 	v6, _ := ns.Sysctl("net.bridge.bridge-nf-call-ip6tables")
-	chains, err := ns.nft.ListChains()
+	chains, err := ns.conn().ListChains()
 	if err != nil {
 		return nil, &OpError{Op: "list nftables chains", Node: ns.Name, Err: err}
 	}
@@ -113,7 +113,7 @@ func (ns *NS) ensureForeign(lab string, rules []RuleSpec) (chains []ForeignChain
 	}
 	for _, c := range drops {
 		chains = append(chains, ForeignChain{Family: familyNames[c.Table.Family], Table: c.Table.Name, Chain: c.Name})
-		have, err := ns.nft.GetRules(c.Table, c)
+		have, err := ns.conn().GetRules(c.Table, c)
 		if err != nil {
 			return chains, changed, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
 		}
@@ -121,14 +121,14 @@ func (ns *NS) ensureForeign(lab string, rules []RuleSpec) (chains []ForeignChain
 			if hasComment(have, r.Text) {
 				continue
 			}
-			ns.nft.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(r.Text), Exprs: r.Exprs})
+			ns.conn().InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(r.Text), Exprs: r.Exprs})
 			changed = true
 		}
 	}
 	if !changed {
 		return chains, false, nil
 	}
-	if err := ns.nft.Flush(); err != nil {
+	if err := ns.conn().Flush(); err != nil {
 		return chains, false, &OpError{Op: "add rules to foreign forward chains", Node: ns.Name, Err: err}
 	}
 	return chains, true, nil
@@ -147,7 +147,7 @@ func hasComment(rules []*nftables.Rule, want string) bool {
 // not own, returning how many.
 func (ns *NS) RemoveForeignRules(lab string) (int, error) {
 	mark := Mark(lab)
-	chains, err := ns.nft.ListChains()
+	chains, err := ns.conn().ListChains()
 	if err != nil {
 		return 0, &OpError{Op: "list nftables chains", Node: ns.Name, Err: err}
 	}
@@ -157,14 +157,14 @@ func (ns *NS) RemoveForeignRules(lab string) (int, error) {
 		if c.Table.Name == TableName(lab) {
 			continue
 		}
-		rules, err := ns.nft.GetRules(c.Table, c)
+		rules, err := ns.conn().GetRules(c.Table, c)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, r := range rules {
 			if ownsRule(r, mark) {
-				if err := ns.nft.DelRule(r); err != nil {
+				if err := ns.conn().DelRule(r); err != nil {
 					errs = append(errs, err)
 					continue
 				}
@@ -173,7 +173,7 @@ func (ns *NS) RemoveForeignRules(lab string) (int, error) {
 		}
 	}
 	if n > 0 {
-		if err := ns.nft.Flush(); err != nil {
+		if err := ns.conn().Flush(); err != nil {
 			errs = append(errs, err)
 		}
 	}

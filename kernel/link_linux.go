@@ -23,7 +23,9 @@ func (ns *NS) linkOwned(name, mark string) (netlink.Link, error) {
 	if err != nil {
 		return nil, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
 	}
-	if l.Attrs().Alias != mark {
+	// In a lab namespace everything is the lab's; only the host has
+	// interfaces of others.
+	if ns.Name == "" && l.Attrs().Alias != mark {
 		return nil, &ClashError{Kind: "interface", Node: ns.label(), Name: name, Owner: l.Attrs().Alias}
 	}
 	return l, nil
@@ -133,14 +135,18 @@ type VethEnd struct {
 // enslaves them to their bridges. The request goes through a's namespace,
 // so a is created with its master already set. If a exists and is the
 // lab's, the pair is kept; a half pair left by an interruption is replaced.
-func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
-	la, err := a.NS.linkOwned(a.Name, mark)
-	if err != nil {
-		return false, err
-	}
-	lb, err := b.NS.linkOwned(b.Name, mark)
-	if err != nil {
-		return false, err
+//
+// With fresh, both ends are in namespaces this run created, so there is
+// nothing to look for first.
+func EnsureVeth(a, b VethEnd, mark string, fresh bool) (created bool, err error) {
+	var la, lb netlink.Link
+	if !fresh {
+		if la, err = a.NS.linkOwned(a.Name, mark); err != nil {
+			return false, err
+		}
+		if lb, err = b.NS.linkOwned(b.Name, mark); err != nil {
+			return false, err
+		}
 	}
 	if la != nil && lb != nil {
 		ca, erra := a.NS.ensureLinkAttrs(la, a.MTU, a.MAC)
@@ -176,11 +182,13 @@ func EnsureVeth(a, b VethEnd, mark string) (created bool, err error) {
 		VethEnd
 		born string
 	}{{a, bornA}, {b, bornB}} {
-		if err := end.NS.adopt(end.born, end.Name, mark); err != nil {
-			return true, err
+		if end.NS.Name == "" {
+			if err := end.NS.adopt(end.born, end.Name, mark); err != nil {
+				return true, err
+			}
 		}
-		if end.Master == "" {
-			continue
+		if end.Master == "" || (end.born == a.Name && end.NS == a.NS) {
+			continue // no bridge, or born attached to it
 		}
 		l, err := end.NS.nl.LinkByName(end.Name)
 		if err != nil {

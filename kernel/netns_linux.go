@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -40,6 +41,8 @@ type NS struct {
 	fd   netns.NsHandle
 	nl   *netlink.Handle
 	nft  *nftables.Conn
+	// links caches name lookups in namespaces this run created.
+	links map[string]netlink.Link
 }
 
 // hostPath names the namespace the process started in. It is read through
@@ -72,20 +75,28 @@ func OpenNamed(name string) (*NS, error) {
 	return bind(name, fd)
 }
 
+// bind opens the namespace's route socket. Other sockets (nftables,
+// conntrack) are opened when first needed: most namespaces never need them.
 func bind(name string, fd netns.NsHandle) (*NS, error) {
-	// Route for links, addresses, routes and rules; netfilter for conntrack.
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE, unix.NETLINK_NETFILTER)
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
 	if err != nil {
 		fd.Close()
-		return nil, &OpError{Op: "netlink handle", Node: name, Err: err}
+		return nil, &OpError{Op: "open netlink socket", Node: name, Err: err}
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(fd)))
-	if err != nil {
-		h.Close()
-		fd.Close()
-		return nil, &OpError{Op: "nftables connection", Node: name, Err: err}
+	return &NS{Name: name, fd: fd, nl: h}, nil
+}
+
+// conn returns the namespace's nftables connection, opening it on first
+// use.
+func (ns *NS) conn() *nftables.Conn {
+	if ns.nft == nil {
+		c, err := nftables.New(nftables.WithNetNSFd(int(ns.fd)))
+		if err != nil {
+			panic("nftables.New without options cannot fail: " + err.Error())
+		}
+		ns.nft = c
 	}
-	return &NS{Name: name, fd: fd, nl: h, nft: c}, nil
+	return ns.nft
 }
 
 // Close releases the namespace's handles; the namespace itself stays.
@@ -96,7 +107,6 @@ func (ns *NS) Close() {
 		return
 	}
 	ns.nl.Close()
-	ns.nft.CloseLasting()
 	ns.fd.Close()
 	ns.nl, ns.nft = nil, nil
 }
@@ -140,7 +150,7 @@ func (ns *NS) label() string {
 // with lo up and marked for lab. The mark is set before the namespace gets
 // its name, so a namespace that carries the name always carries the mark.
 func CreateNamed(name, lab string) (*NS, error) {
-	if err := ensureNetnsDir(); err != nil {
+	if err := netnsDirOnce(); err != nil {
 		return nil, err
 	}
 	target := filepath.Join(NetnsDir, name)
@@ -152,34 +162,44 @@ func CreateNamed(name, lab string) (*NS, error) {
 		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
 	}
 	f.Close()
+	var ns *NS
 	err = inThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return err
 		}
-		h, err := netlink.NewHandle()
+		fd, err := netns.GetFromPath("/proc/thread-self/ns/net")
 		if err != nil {
 			return err
 		}
-		defer h.Close()
-		lo, err := h.LinkByName("lo")
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
+			fd.Close()
 			return err
 		}
-		if err := h.LinkSetAlias(lo, Mark(lab)); err != nil {
-			return err
+		ns = &NS{Name: name, fd: fd, nl: h}
+		// lo is always the first device of a new namespace.
+		lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
+		err = ns.nl.LinkSetAlias(lo, Mark(lab))
+		if err == nil {
+			err = ns.nl.LinkSetUp(lo)
 		}
-		if err := h.LinkSetUp(lo); err != nil {
-			return err
+		if err == nil {
+			err = unix.Mount("/proc/thread-self/ns/net", target, "none", unix.MS_BIND, "")
 		}
-		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		return unix.Mount(self, target, "none", unix.MS_BIND, "")
+		if err != nil {
+			ns.Close()
+		}
+		return err
 	})
 	if err != nil {
 		os.Remove(target)
 		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
 	}
-	return OpenNamed(name)
+	return ns, nil
 }
+
+// netnsDirOnce prepares /run/netns once per process.
+var netnsDirOnce = sync.OnceValue(ensureNetnsDir)
 
 // ensureNetnsDir makes /run/netns a shared mount point, as `ip netns add`
 // does, so that namespaces mounted there are seen from other mount
@@ -271,4 +291,20 @@ func ListNamed() ([]string, error) {
 		out = append(out, e.Name())
 	}
 	return out, nil
+}
+
+// NamespaceID returns the identity of the namespace mounted at
+// /run/netns/name: the inode of its nsfs file, unique among living
+// namespaces. It lets down recognise a namespace it recorded without
+// entering it.
+func NamespaceID(name string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(NetnsDir, name), &st); err != nil {
+		return 0, err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(filepath.Join(NetnsDir, name), &fs); err != nil || fs.Type != unix.NSFS_MAGIC {
+		return 0, errors.New("not a namespace")
+	}
+	return st.Ino, nil
 }

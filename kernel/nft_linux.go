@@ -34,18 +34,18 @@ func (ns *NS) EnsureTable(spec TableSpec, flush bool) (changed bool, err error) 
 		return false, err
 	}
 	if existed {
-		ns.nft.DelTable(table)
+		ns.conn().DelTable(table)
 	}
-	ns.nft.AddTable(table)
+	ns.conn().AddTable(table)
 	for _, cs := range spec.Chains {
 		policy := cs.Policy
-		chain := ns.nft.AddChain(&nftables.Chain{Name: cs.Name, Table: table, Type: cs.Type,
+		chain := ns.conn().AddChain(&nftables.Chain{Name: cs.Name, Table: table, Type: cs.Type,
 			Hooknum: cs.Hook, Priority: cs.Priority, Policy: &policy})
 		for _, r := range cs.Rules {
-			ns.nft.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.Exprs, UserData: comment(r.Text)})
+			ns.conn().AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.Exprs, UserData: comment(r.Text)})
 		}
 	}
-	if err := ns.nft.Flush(); err != nil {
+	if err := ns.conn().Flush(); err != nil {
 		return false, &OpError{Op: "write nftables table", Node: ns.Name, Iface: familyName(spec.Family) + " " + spec.Name, Err: err}
 	}
 	if existed && flush {
@@ -59,8 +59,13 @@ func (ns *NS) EnsureTable(spec TableSpec, flush bool) (changed bool, err error) 
 // FlushConntrack empties the namespace's connection tracking table
 // (`conntrack -F`).
 func (ns *NS) FlushConntrack() error {
+	h, err := netlink.NewHandleAt(ns.fd, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return &OpError{Op: "flush conntrack", Node: ns.Name, Err: err}
+	}
+	defer h.Close()
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
-		if _, err := ns.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, allFlows{}); err != nil {
+		if _, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, allFlows{}); err != nil {
 			return &OpError{Op: "flush conntrack", Node: ns.Name, Err: err}
 		}
 	}
@@ -75,10 +80,10 @@ func (allFlows) MatchConntrackFlow(*netlink.ConntrackFlow) bool { return true }
 // tableIs reports whether the table exists (existed) and holds exactly the
 // chains of spec, each with the same hook, policy and rule texts (same).
 func (ns *NS) tableIs(table *nftables.Table, spec TableSpec) (same, existed bool, err error) {
-	if _, err := ns.nft.ListTableOfFamily(table.Name, table.Family); err != nil {
+	if _, err := ns.conn().ListTableOfFamily(table.Name, table.Family); err != nil {
 		return false, false, nil
 	}
-	chains, err := ns.nft.ListChainsOfTableFamily(table.Family)
+	chains, err := ns.conn().ListChainsOfTableFamily(table.Family)
 	if err != nil {
 		return false, true, &OpError{Op: "list chains", Node: ns.Name, Err: err}
 	}
@@ -97,7 +102,7 @@ func (ns *NS) tableIs(table *nftables.Table, spec TableSpec) (same, existed bool
 			c.Hooknum == nil || *c.Hooknum != *cs.Hook || c.Priority == nil || *c.Priority != *cs.Priority {
 			return false, true, nil
 		}
-		rules, err := ns.nft.GetRules(table, c)
+		rules, err := ns.conn().GetRules(table, c)
 		if err != nil {
 			return false, true, &OpError{Op: "list rules", Node: ns.Name, Iface: table.Name, Err: err}
 		}
@@ -115,21 +120,21 @@ func (ns *NS) tableIs(table *nftables.Table, spec TableSpec) (same, existed bool
 
 // DeleteTable removes the lab's table in ns, if it is there.
 func (ns *NS) DeleteTable(lab string) (bool, error) {
-	tables, err := ns.nft.ListTables()
+	tables, err := ns.conn().ListTables()
 	if err != nil {
 		return false, &OpError{Op: "list nftables tables", Node: ns.Name, Err: err}
 	}
 	found := false
 	for _, t := range tables {
 		if t.Name == TableName(lab) {
-			ns.nft.DelTable(t)
+			ns.conn().DelTable(t)
 			found = true
 		}
 	}
 	if !found {
 		return false, nil
 	}
-	if err := ns.nft.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := ns.conn().Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return false, &OpError{Op: "delete table", Node: ns.Name, Iface: TableName(lab), Err: err}
 	}
 	return true, nil
@@ -137,7 +142,7 @@ func (ns *NS) DeleteTable(lab string) (bool, error) {
 
 // TableNames lists the nftables tables in ns as "family name".
 func (ns *NS) TableNames() ([]string, error) {
-	tables, err := ns.nft.ListTables()
+	tables, err := ns.conn().ListTables()
 	if err != nil {
 		return nil, &OpError{Op: "list nftables tables", Node: ns.Name, Err: err}
 	}

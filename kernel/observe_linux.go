@@ -196,7 +196,7 @@ func prefixOf(n *net.IPNet) netip.Prefix {
 // lab's rules in other programs' chains.
 func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 	var out []Observed
-	tables, _ := ns.nft.ListTables()
+	tables, _ := ns.conn().ListTables()
 	for _, t := range tables {
 		if t.Name != TableName(lab) {
 			continue
@@ -212,9 +212,9 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 	if !host {
 		return out
 	}
-	chains, _ := ns.nft.ListChains()
+	chains, _ := ns.conn().ListChains()
 	for _, c := range chains {
-		rules, _ := ns.nft.GetRules(c.Table, c)
+		rules, _ := ns.conn().GetRules(c.Table, c)
 		for _, r := range rules {
 			rest, ok := strings.CutPrefix(commentOf(r), Mark(lab)+" ")
 			if !ok {
@@ -222,10 +222,10 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 			}
 			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "foreign-rule", Key: "rule " + rest},
 				Delete: func() error {
-					if err := ns.nft.DelRule(r); err != nil {
+					if err := ns.conn().DelRule(r); err != nil {
 						return err
 					}
-					return ns.nft.Flush()
+					return ns.conn().Flush()
 				}})
 		}
 	}
@@ -233,8 +233,8 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 }
 
 func (ns *NS) deleteTable(t *nftables.Table) error {
-	ns.nft.DelTable(t)
-	if err := ns.nft.Flush(); err != nil {
+	ns.conn().DelTable(t)
+	if err := ns.conn().Flush(); err != nil {
 		return &OpError{Op: "delete table", Node: ns.Name, Iface: t.Name, Err: err}
 	}
 	return nil

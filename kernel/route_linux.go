@@ -34,9 +34,8 @@ func (r RouteSpec) String() string {
 	return s
 }
 
-// EnsureRoute installs the route in the main table (`ip route replace`)
-// unless an identical one of ours is there.
-func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
+// routeOf builds the netlink route for spec.
+func (ns *NS) routeOf(spec RouteSpec) (*netlink.Route, error) {
 	table := spec.Table
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
@@ -55,10 +54,34 @@ func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
 	if spec.Dev != "" {
 		l, err := ns.nl.LinkByName(spec.Dev)
 		if err != nil {
-			return false, &OpError{Op: "route " + spec.String(), Node: ns.Name, Err: err}
+			return nil, &OpError{Op: "route " + spec.String(), Node: ns.Name, Err: err}
 		}
 		want.LinkIndex = l.Attrs().Index
 	}
+	return want, nil
+}
+
+// AddRoute installs the route (`ip route replace`) without looking first,
+// for namespaces this run just created.
+func (ns *NS) AddRoute(spec RouteSpec) error {
+	want, err := ns.routeOf(spec)
+	if err != nil {
+		return err
+	}
+	if err := ns.nl.RouteReplace(want); err != nil {
+		return &OpError{Op: "add route " + spec.String(), Node: ns.Name, Err: err}
+	}
+	return nil
+}
+
+// EnsureRoute installs the route in its table (`ip route replace`) unless
+// an identical one of ours is there.
+func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
+	want, err := ns.routeOf(spec)
+	if err != nil {
+		return false, err
+	}
+	table := want.Table
 	family := netlink.FAMILY_V4
 	if spec.Dst.Addr().Is6() {
 		family = netlink.FAMILY_V6

@@ -28,6 +28,12 @@ func (ns *NS) Sysctl(key string) (string, error) {
 	return string(bytes.TrimSpace(val)), nil
 }
 
+// readSysctl reads a sysctl in the calling thread's namespace.
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile(sysctlPath(key))
+	return string(bytes.TrimSpace(b)), err
+}
+
 // SetSysctl writes a sysctl in the namespace unless it has the value,
 // returning the value it had.
 func (ns *NS) SetSysctl(key, value string) (old string, changed bool, err error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
@@ -78,17 +79,14 @@ func down(lab string, o Options) (*DownResult, error) {
 
 	names, err := kernel.ListNamed()
 	errs = append(errs, err)
-	for _, name := range names {
-		got, _, err := kernel.NamespaceMark(name)
-		if err != nil || got != m {
-			continue
-		}
-		if err := kernel.DeleteNamed(name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		res.Namespaces = append(res.Namespaces, name)
+	rec, _ := o.readRecord(lab)
+	var known map[string]uint64
+	if rec != nil {
+		known = rec.Namespaces
 	}
+	gone, err := deleteNamespaces(names, m, known)
+	res.Namespaces = gone
+	errs = append(errs, err)
 
 	// A creation killed before its namespace was mounted leaves an empty
 	// file; the lab's last file names the candidates.
@@ -143,4 +141,49 @@ func (o Options) restoreHost(lab string, host *kernel.NS) ([]string, error) {
 		done = append(done, k+"="+rec.Sysctls[k])
 	}
 	return done, errors.Join(errs...)
+}
+
+// deleteNamespaces removes, on parallel workers, the named namespaces that
+// carry mark. Unmounts wait for an RCU grace period each; in parallel they
+// share them.
+//
+// A namespace recorded by up with the same identity is the lab's without
+// entering it to read its mark.
+func deleteNamespaces(names []string, m string, known map[string]uint64) ([]string, error) {
+	var (
+		mu   sync.Mutex
+		gone []string
+		errs []error
+		wg   sync.WaitGroup
+	)
+	next := make(chan string)
+	for range min(4, max(1, len(names))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range next {
+				if id, err := kernel.NamespaceID(name); err != nil || id == 0 || id != known[name] {
+					got, _, err := kernel.NamespaceMark(name)
+					if err != nil || got != m {
+						continue
+					}
+				}
+				err := kernel.DeleteNamed(name)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					gone = append(gone, name)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, n := range names {
+		next <- n
+	}
+	close(next)
+	wg.Wait()
+	sort.Strings(gone)
+	return gone, errors.Join(errs...)
 }

@@ -124,6 +124,9 @@ func (o Options) lock(ctx context.Context, lab string) (func(), error) {
 // before, so that down can put them back.
 type hostRecord struct {
 	Sysctls map[string]string `json:"sysctls"`
+	// Namespaces maps the namespaces the lab created to their identity
+	// (kernel.NamespaceID), so down recognises them without entering each.
+	Namespaces map[string]uint64 `json:"namespaces,omitempty"`
 }
 
 func (o Options) readRecord(lab string) (*hostRecord, error) {

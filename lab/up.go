@@ -86,6 +86,9 @@ func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, ha
 	res, err := ex.Apply(ctx, p)
 	if res != nil {
 		out.Changed, out.Foreign = res.Changed(), res.Foreign
+		if rerr := o.recordNamespaces(t.Name, res.Created); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 	}
 	if err != nil {
 		return err
@@ -201,6 +204,24 @@ func (o Options) recordHost(lab string, p *plan.Plan) error {
 	}
 	if !changed {
 		return nil
+	}
+	return o.writeRecord(lab, rec)
+}
+
+// recordNamespaces adds the namespaces a run created to the lab's record.
+func (o Options) recordNamespaces(lab string, created map[string]uint64) error {
+	if len(created) == 0 {
+		return nil
+	}
+	rec, err := o.readRecord(lab)
+	if err != nil {
+		return err
+	}
+	if rec.Namespaces == nil {
+		rec.Namespaces = map[string]uint64{}
+	}
+	for name, id := range created {
+		rec.Namespaces[name] = id
 	}
 	return o.writeRecord(lab, rec)
 }

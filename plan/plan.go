@@ -263,6 +263,13 @@ func (p *Plan) sysctls(n *topology.Node) {
 	set("net.ipv6.conf.all.forwarding", n.Forward6, "IPv6 forwarding is decided by the all switch")
 	set("net.ipv4.conf.all.rp_filter", false, "lab paths may be asymmetric; do not inherit a strict reverse-path filter")
 	set("net.ipv4.conf.default.rp_filter", false, "the same for interfaces created after this")
+	if !usesIPv6(n) && len(n.Interfaces)+len(n.Bridges) > manyLinks {
+		// Each link would get an fe80::/64 route, all under one node of
+		// the IPv6 routing tree, and every later link change walks them
+		// all: thousands of links make building the node quadratic.
+		set("net.ipv6.conf.default.disable_ipv6", true, "a node with many links and no IPv6 address does without IPv6")
+		set("net.ipv6.conf.all.disable_ipv6", true, "the same for the interfaces already there")
+	}
 	if usesIPv6(n) {
 		set("net.ipv6.conf.all.disable_ipv6", false, "IPv6 addresses need IPv6 on, whatever was inherited")
 		set("net.ipv6.conf.default.disable_ipv6", false, "the same for interfaces created after this")
@@ -279,6 +286,10 @@ func (p *Plan) sysctls(n *topology.Node) {
 		p.add(Step{Kind: SetSysctl, Node: n, Key: sc.Key, Value: sc.Value, Reason: "asked for by the file"})
 	}
 }
+
+// manyLinks is the number of links past which a node without IPv6
+// addresses gets IPv6 turned off.
+const manyLinks = 32
 
 // usesIPv6 reports whether a node has any IPv6 address or route.
 func usesIPv6(n *topology.Node) bool {

@@ -1,0 +1,272 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
+)
+
+func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
+	e := w.e
+	mark := Mark(e.Lab)
+	switch s.Kind {
+	case plan.CreateNamespace:
+		return w.createNamespace(s.Node.Name)
+	case plan.CreateVeth:
+		l := s.Veth
+		if l.A.Master == nil && l.B.Master == nil && !l.A.Node.Host && !l.B.Node.Host &&
+			e.isFresh(l.A.Node.Name) && e.isFresh(l.B.Node.Name) {
+			return w.createFreshVeth(l)
+		}
+		return w.createVeth(l, mark)
+	}
+	ns, err := w.ns(s.Node)
+	if err != nil {
+		return false, "", err
+	}
+	fresh := !s.Node.Host && e.isFresh(s.Node.Name)
+	switch s.Kind {
+	case plan.SetSysctl:
+		return w.sysctl(ns, s, fresh)
+	case plan.CreateBridge:
+		changed, err = ns.EnsureBridge(s.Iface, mark)
+		return changed, "", err
+	case plan.AddAddress:
+		if fresh {
+			return true, "", ns.AddAddr(s.Iface, s.Addr)
+		}
+		changed, err = ns.EnsureAddr(s.Iface, s.Addr)
+		return changed, "", err
+	case plan.SetUp:
+		if fresh {
+			return true, "", ns.SetUpFresh(s.Iface)
+		}
+		changed, err = ns.SetUp(s.Iface)
+		return changed, "", err
+	case plan.AddRoute:
+		r := s.Route
+		spec := RouteSpec{Dst: r.Dst, Via: r.Via, Dev: r.Dev, Metric: r.Metric, Table: r.Table}
+		if fresh {
+			return true, "", ns.AddRoute(spec)
+		}
+		changed, err = ns.EnsureRoute(spec)
+		return changed, "", err
+	case plan.AddRule:
+		changed, err = ns.EnsureRule(netlinkRule(s.Rule), plan.RuleString(s.Rule))
+		return changed, "", err
+	case plan.SetFirewall:
+		changed, err = ns.EnsureTable(NodeTable(e.Lab, s.Node, s.Chain, s.NAT), true)
+		return changed, "", err
+	case plan.AllowBridged:
+		return w.allowBridged(ns, s.Bridges)
+	case plan.SetMTU:
+		changed, err = ns.EnsureMTU(s.Iface, s.MTU)
+		return changed, "", err
+	case plan.WriteHosts:
+		changed, err = WriteHosts(s.Node.Name, s.Hosts, plan.HostsMarker)
+		return changed, "", err
+	case plan.SetUplink:
+		return w.uplink(ns, s.Uplink)
+	}
+	return false, "", fmt.Errorf("%w %v", errUnknownStep, s.Kind)
+}
+
+func (w *worker) createNamespace(name string) (bool, string, error) {
+	mark, exists, err := NamespaceMark(name)
+	if err != nil {
+		return false, "", err
+	}
+	if exists {
+		if mark != Mark(w.e.Lab) {
+			return false, "", &ClashError{Kind: "namespace", Name: name, Owner: mark}
+		}
+		return false, "", nil
+	}
+	ns, err := CreateNamed(name, w.e.Lab)
+	if err != nil {
+		return false, "", err
+	}
+	w.keep(name, ns)
+	id, _ := NamespaceID(name)
+	w.e.mu.Lock()
+	w.e.fresh[name] = true
+	w.e.res.Created[name] = id
+	w.e.mu.Unlock()
+	return true, "", nil
+}
+
+// sysctl writes a setting. In a namespace this run created, the value it
+// was born with is known (read once, in the first such namespace), and a
+// write that would not change it is skipped: /proc/sys writes get slower
+// with every namespace on the machine.
+func (w *worker) sysctl(ns *NS, s plan.Step, fresh bool) (bool, string, error) {
+	if fresh {
+		if v, ok := w.e.birthValue(ns, s.Key); ok && v == s.Value {
+			return false, "", nil
+		}
+	}
+	_, changed, err := ns.SetSysctl(s.Key, s.Value)
+	if errors.Is(err, errNotExist) && isBridgeNF(s.Key) {
+		return false, "br_netfilter absent: bridged frames skip IP hooks anyway", nil
+	}
+	return changed, "", err
+}
+
+// birthKeys are the settings whose value at a namespace's birth is read.
+var birthKeys = []string{
+	"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding",
+	"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter",
+	"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6",
+	"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad",
+}
+
+// birthValue returns what a namespace created by this run had for key
+// before nsrouter wrote anything, read from the first fresh namespace
+// (every one is born the same way, from the same host).
+func (e *Executor) birthValue(ns *NS, key string) (string, bool) {
+	e.birthMu.Do(func() {
+		m := map[string]string{}
+		_ = ns.Do(func() error {
+			for _, k := range birthKeys {
+				if v, err := readSysctl(k); err == nil {
+					m[k] = v
+				}
+			}
+			return nil
+		})
+		e.birth = m
+	})
+	v, ok := e.birth[key]
+	return v, ok
+}
+
+// createVeth creates the pair through the namespace of the end that joins
+// a bridge, if any, so that end is born attached to its bridge.
+func (w *worker) createVeth(l *topology.Link, mark string) (bool, string, error) {
+	a, b := l.A, l.B
+	if a.Master == nil && b.Master != nil {
+		a, b = b, a
+	}
+	nsA, err := w.ns(a.Node)
+	if err != nil {
+		return false, "", err
+	}
+	nsB, err := w.ns(b.Node)
+	if err != nil {
+		return false, "", err
+	}
+	end := func(ns *NS, i *topology.Interface) VethEnd {
+		v := VethEnd{NS: ns, Name: i.Name, MTU: i.MTU, MAC: i.MAC}
+		if i.Master != nil {
+			v.Master = i.Master.Name
+		}
+		return v
+	}
+	fresh := !a.Node.Host && !b.Node.Host && w.e.isFresh(a.Node.Name) && w.e.isFresh(b.Node.Name)
+	changed, err := EnsureVeth(end(nsA, a), end(nsB, b), mark, fresh)
+	return changed, "", err
+}
+
+// createFreshVeth creates a cable between two namespaces this run made,
+// with no bridge at either end, in one request sent from the host with
+// both namespaces' descriptors: no socket in either namespace is needed.
+func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
+	host, err := w.ns(&topology.Node{Name: topology.HostNode, Host: true})
+	if err != nil {
+		return false, "", err
+	}
+	var fds [2]netns.NsHandle
+	for k, i := range []*topology.Interface{l.A, l.B} {
+		if fds[k], err = netns.GetFromPath(filepath.Join(NetnsDir, i.Node.Name)); err != nil {
+			return false, "", &OpError{Op: "open namespace", Node: i.Node.Name, Err: err}
+		}
+		defer fds[k].Close()
+	}
+	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: l.B.Name, PeerNamespace: netlink.NsFd(fds[1]),
+		PeerMTU: uint32(l.B.MTU), PeerHardwareAddr: l.B.MAC}
+	v.Name, v.Namespace, v.MTU, v.HardwareAddr = l.A.Name, netlink.NsFd(fds[0]), l.A.MTU, l.A.MAC
+	if err := host.nl.LinkAdd(v); err != nil {
+		return false, "", &OpError{Op: "create veth", Node: l.A.Node.Name, Iface: l.A.Name,
+			Err: fmt.Errorf("peer %s: %w", l.B, err)}
+	}
+	return true, "", nil
+}
+
+func (w *worker) allowBridged(ns *NS, bridges []*topology.Bridge) (bool, string, error) {
+	var names []string
+	for _, b := range bridges {
+		names = append(names, b.Name)
+	}
+	chains, changed, err := ns.AllowBridged(w.e.Lab, names)
+	w.e.addForeign(chains)
+	note := ""
+	if len(chains) > 0 {
+		note = fmt.Sprintf("accept rules in %d foreign forward chains", len(chains))
+	}
+	if ns.LegacyFilterPresent() {
+		w.e.Log.Warn("the host has an iptables-legacy filter table; nsrouter cannot add rules there. "+
+			"If its FORWARD policy is DROP, frames across the lab bridges are dropped: "+
+			"allow them with iptables-legacy -I FORWARD -i BRIDGE -o BRIDGE -j ACCEPT",
+			"bridges", names)
+	}
+	return changed, note, err
+}
+
+// netlinkRule converts a policy rule to netlink's form.
+func netlinkRule(r *topology.PolicyRule) *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Family = netlink.FAMILY_V4
+	if r.IPv6 {
+		nr.Family = netlink.FAMILY_V6
+	}
+	nr.Table = r.Table
+	nr.Priority = r.Priority
+	if r.Priority == 0 {
+		nr.Priority = -1
+	}
+	if r.From.IsValid() {
+		nr.Src = ipNet(r.From)
+	}
+	if r.To.IsValid() {
+		nr.Dst = ipNet(r.To)
+	}
+	nr.IifName, nr.OifName = r.IIF, r.OIF
+	if r.FwMark != 0 {
+		nr.Mark = r.FwMark
+	}
+	return nr
+}
+
+// uplink connects the lab to the host's network: the host masquerades the
+// uplink's subnet towards its default-route interface (or the one named),
+// and foreign forward drops let the uplink's traffic through.
+func (w *worker) uplink(host *NS, u *topology.Uplink) (bool, string, error) {
+	out := u.Out
+	if out == "" {
+		dev, err := host.DefaultRouteDev()
+		if err != nil {
+			return false, "", err
+		}
+		out = dev
+	}
+	spec := TableSpec{Family: nftables.TableFamilyIPv4, Name: TableName(w.e.Lab), Chains: []ChainSpec{{
+		Name: "postrouting", Type: nftables.ChainTypeNAT, Hook: nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityNATSource, Policy: nftables.ChainPolicyAccept,
+		Rules: []RuleSpec{masqRule(topology.Masquerade{Out: out, Src: []netip.Prefix{u.Subnet}}, u.Subnet)},
+	}}}
+	changed, err := host.EnsureTable(spec, false)
+	if err != nil {
+		return changed, "", err
+	}
+	chains, c2, err := host.AllowUplink(w.e.Lab, u.HostEnd.Name)
+	w.e.addForeign(chains)
+	return changed || c2, "masquerade towards " + out, err
+}
