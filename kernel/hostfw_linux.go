@@ -81,7 +81,7 @@ func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
 func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
 	var rules []RuleSpec
 	for _, br := range bridges {
-		e := append(matchIfname(expr.MetaKeyIIFNAME, br), matchIfname(expr.MetaKeyOIFNAME, br)...)
+		e := append(matchIfnameIPT(expr.MetaKeyIIFNAME, br), matchIfnameIPT(expr.MetaKeyOIFNAME, br)...)
 		rules = append(rules, RuleSpec{Text: bridgedRuleComment(Mark(lab), br),
 			Exprs: append(e, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})})
 	}
@@ -95,8 +95,8 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 //	oifname "nsr-lab" ct state established,related counter accept
 func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
 	mark := Mark(lab)
-	in := append(matchIfname(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
-	out := append(matchIfname(expr.MetaKeyOIFNAME, hostEnd), matchCt(expr.CtKeySTATE, ctBits["established"]|ctBits["related"])...)
+	in := append(matchIfnameIPT(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
+	out := append(matchIfnameIPT(expr.MetaKeyOIFNAME, hostEnd), matchCt(expr.CtKeySTATE, ctBits["established"]|ctBits["related"])...)
 	out = append(out, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 	return ns.ensureForeign(lab, []RuleSpec{
 		{Text: mark + " uplink-in", Exprs: in},

@@ -57,8 +57,10 @@ func (ns *NS) EnsureBridge(name, mark string) (created bool, err error) {
 	if err := ns.nl.LinkAdd(br); err != nil {
 		return false, &OpError{Op: "create bridge", Node: ns.Name, Iface: name, Err: err}
 	}
-	if err := ns.adopt(br.Name, name, mark); err != nil {
-		return true, err
+	if ns.Name == "" { // in a lab namespace everything is the lab's: no mark
+		if err := ns.adopt(br.Name, name, mark); err != nil {
+			return true, err
+		}
 	}
 	l, err = ns.nl.LinkByName(name)
 	if err == nil {
@@ -164,7 +166,7 @@ func EnsureVeth(a, b VethEnd, mark string, fresh bool) (created bool, err error)
 		}
 	}
 	bornA, bornB := a.NS.bornName(a.Name, mark), b.NS.bornName(b.Name, mark)
-	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: bornB,
+	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: bornB, PeerTxQLen: -1,
 		PeerNamespace: netlink.NsFd(b.NS.fd), PeerMTU: uint32(b.MTU), PeerHardwareAddr: b.MAC}
 	v.Name, v.MTU, v.HardwareAddr = bornA, a.MTU, a.MAC
 	if a.Master != "" && bornA == a.Name {

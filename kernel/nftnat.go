@@ -95,7 +95,8 @@ func dnatRule(pf topology.PortForward, in string) RuleSpec {
 		to += fmt.Sprintf(":%d", pf.ToPort)
 	}
 	e = append(e, nat)
-	text += fmt.Sprintf("fib daddr type local %s dport %s counter dnat %s to %s", pf.Proto, pf.Port, famName, to)
+	text += fmt.Sprintf("meta nfproto %s fib daddr type local %s dport %s counter dnat %s to %s",
+		map[bool]string{false: "ipv4", true: "ipv6"}[pf.To.Is6()], pf.Proto, pf.Port, famName, to)
 	return RuleSpec{Text: text, Exprs: e}
 }
 

@@ -103,14 +103,34 @@ func RuleText(r topology.Rule) string {
 	if r.Log != "" {
 		parts = append(parts, "log prefix '"+r.Log+"'")
 	}
-	return strings.Join(append(parts, r.Action), " ")
+	action := r.Action
+	if action == "reject" {
+		action = "reject with icmpx admin-prohibited"
+	}
+	return strings.Join(append(parts, action), " ")
 }
 
-// ifnameData is an interface name as the kernel compares it: the name and
-// its terminating NUL.
+// ifnameData is an interface name as iptables-nft compares it: the name
+// and its terminating NUL. Rules in other programs' iptables-nft chains use
+// this form, which iptables -S reads back.
 func ifnameData(name string) []byte { return append([]byte(name), 0) }
 
+// ifnameFull is an interface name as nft compares it: padded with NULs to
+// the kernel's 16 bytes.
+func ifnameFull(name string) []byte {
+	b := make([]byte, 16)
+	copy(b, name)
+	return b
+}
+
+// matchIfname matches an interface name as nft writes it.
 func matchIfname(key expr.MetaKey, name string) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameFull(name)}}
+}
+
+// matchIfnameIPT matches an interface name as iptables-nft writes it.
+func matchIfnameIPT(key expr.MetaKey, name string) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: key, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(name)}}
 }
@@ -212,7 +232,9 @@ func firstValid(ps ...netip.Prefix) netip.Prefix {
 	return netip.Prefix{}
 }
 
-// matchPrefix compares the source or destination address with a prefix.
+// matchPrefix compares the source or destination address with a prefix,
+// as nft compiles it: only the bytes the prefix covers are loaded, and a
+// mask only when the prefix ends inside a byte.
 func matchPrefix(p netip.Prefix, src bool) []expr.Any {
 	off, size := uint32(16), uint32(4) // IPv4 daddr
 	if p.Addr().Is6() {
@@ -221,16 +243,21 @@ func matchPrefix(p netip.Prefix, src bool) []expr.Any {
 	if src {
 		off -= size
 	}
-	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size}
-	if p.Bits() == p.Addr().BitLen() {
-		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()}}
+	n := uint32(p.Bits()+7) / 8
+	if n == 0 {
+		return nil // any address: the family match says it all
 	}
-	m := make([]byte, size)
+	want := p.Masked().Addr().AsSlice()[:n]
+	load := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
+	if p.Bits()%8 == 0 {
+		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: want}}
+	}
+	m := make([]byte, n)
 	for i := 0; i < p.Bits(); i++ {
 		m[i/8] |= 0x80 >> (i % 8)
 	}
 	return []expr.Any{load,
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: m, Xor: make([]byte, size)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: m, Xor: make([]byte, n)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: want},
 	}
 }

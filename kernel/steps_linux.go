@@ -190,7 +190,7 @@ func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 		}
 		defer fds[k].Close()
 	}
-	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: l.B.Name, PeerNamespace: netlink.NsFd(fds[1]),
+	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: l.B.Name, PeerTxQLen: -1, PeerNamespace: netlink.NsFd(fds[1]),
 		PeerMTU: uint32(l.B.MTU), PeerHardwareAddr: l.B.MAC}
 	v.Name, v.Namespace, v.MTU, v.HardwareAddr = l.A.Name, netlink.NsFd(fds[0]), l.A.MTU, l.A.MAC
 	if err := host.nl.LinkAdd(v); err != nil {

@@ -261,8 +261,14 @@ func (p *Plan) sysctls(n *topology.Node) {
 	}
 	set("net.ipv4.ip_forward", n.Forward4, "a router forwards IPv4 only when this is 1")
 	set("net.ipv6.conf.all.forwarding", n.Forward6, "IPv6 forwarding is decided by the all switch")
-	set("net.ipv4.conf.all.rp_filter", false, "lab paths may be asymmetric; do not inherit a strict reverse-path filter")
-	set("net.ipv4.conf.default.rp_filter", false, "the same for interfaces created after this")
+	if n.Forward4 || len(n.Interfaces)+len(n.Bridges) > 1 {
+		// A strict reverse-path filter, inherited from the host, drops
+		// what arrives on one link and would leave by another: routers and
+		// multi-homed nodes of asymmetric labs. A node with one link cannot
+		// see such a path.
+		set("net.ipv4.conf.all.rp_filter", false, "lab paths may be asymmetric; do not inherit a strict reverse-path filter")
+		set("net.ipv4.conf.default.rp_filter", false, "the same for interfaces created after this")
+	}
 	if !usesIPv6(n) && len(n.Interfaces)+len(n.Bridges) > manyLinks {
 		// Each link would get an fe80::/64 route, all under one node of
 		// the IPv6 routing tree, and every later link change walks them

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/lab"
 	"github.com/nsrouter/nsrouter/plan"
 )
@@ -72,6 +73,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *dry && res.New {
+		plan.Build(t).Script(e.stdout, kernel.NodeRules)
+		fmt.Fprintf(e.stdout, "# dry run: lab %s does not exist yet; this is what up would do. Nothing was changed.\n", t.Name)
+		return nil
 	}
 	if *dry {
 		printChanges(e.stdout, res.Changes)
@@ -330,6 +336,20 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid: lab %s, %d nodes, %d links, %d expectations\n",
 		t.Source, t.Name, len(t.Nodes), len(t.Links), len(t.Expect))
+	return nil
+}
+
+func cmdScript(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("script", flag.ContinueOnError)
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	t, _, err := e.load(fileArg(pos))
+	if err != nil {
+		return err
+	}
+	plan.Build(t).Script(e.stdout, kernel.NodeRules)
 	return nil
 }
 

@@ -37,6 +37,7 @@ Usage:
   nsrouter check    [FILE] [--json]           run the file's expectations
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
   nsrouter validate FILE                      parse and validate only
+  nsrouter script   [FILE]                    the ip/nft/sysctl shell script that builds the lab
   nsrouter graph    [FILE] [--format F]       draw the topology: dot (default), mermaid, svg
   nsrouter capture  NODE:IFACE [-w FILE] [-c COUNT]
                                               print the frames on an interface, or save them (pcap)
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmds := map[string]func(context.Context, *env, []string) error{
 		"up": cmdUp, "down": cmdDown, "status": cmdStatus, "check": cmdCheck,
-		"exec": cmdExec, "list": cmdList, "validate": cmdValidate,
+		"exec": cmdExec, "list": cmdList, "script": cmdScript, "validate": cmdValidate,
 		"graph":   cmdGraph,
 		"capture": cmdCapture,
 	}
