@@ -79,11 +79,23 @@ func (ns *NS) link(name string) (netlink.Link, error) {
 	return l, nil
 }
 
-// SetUpFresh brings up an interface this run created.
+// remember caches an interface this run created, index and state known.
+func (ns *NS) remember(l netlink.Link) {
+	if ns.links == nil {
+		ns.links = map[string]netlink.Link{}
+	}
+	ns.links[l.Attrs().Name] = l
+}
+
+// SetUpFresh brings up an interface this run created, unless it was
+// created up.
 func (ns *NS) SetUpFresh(name string) error {
 	l, err := ns.link(name)
 	if err != nil {
 		return err
+	}
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		return nil
 	}
 	return ns.setUp(l)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +37,7 @@ type Executor struct {
 	Workers int
 
 	mu      sync.Mutex
+	pos     map[*topology.Interface]int // index of each interface of a big node
 	done    int
 	res     *Result
 	fresh   map[string]bool // namespaces this run created: nothing to check in them
@@ -77,6 +80,14 @@ func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
 		e.res.Steps[i].Step = s
 	}
 	e.fresh = map[string]bool{}
+	e.pos = map[*topology.Interface]int{}
+	for _, s := range p.Steps {
+		if s.Kind == plan.CreateNamespace && len(s.Node.Interfaces) > bigNode {
+			for k, i := range s.Node.Interfaces {
+				e.pos[i] = k
+			}
+		}
+	}
 	for i, phase := range schedule(p) {
 		start := time.Now()
 		err := e.runPhase(ctx, p, phase)
@@ -93,42 +104,30 @@ type unit []int
 
 // schedule groups the plan into phases that must follow one another:
 //
-//  0. namespaces with their settings and bridges, one unit per node;
-//  1. cables, one unit each;
-//  2. bridge MTUs, once the ports are attached;
-//  3. each node's addresses, links up, routes, rules, firewall and hosts
-//     file, one unit per node; but a node with many interfaces (a router
-//     with a thousand hosts) has one unit per interface for addresses and
-//     links up, spread over all workers, and the rest in
-//  4. one unit per such node;
-//  5. the host's rules in other programs' chains and the uplink, in order.
+//  0. the namespaces of nodes that are not leaves (below), with their
+//     settings and bridges, and the host's bridges: one unit per node;
+//  1. leaves, one unit each: a leaf is a lab node with a single cable and
+//     no bridge whose other end is not a leaf (a host of a star, a client
+//     on a LAN); its unit makes its namespace and cable and configures
+//     both ends, so a thousand hosts are built as a pipeline on every
+//     worker, each namespace entered once;
+//  2. the other cables, one unit each;
+//  3. bridge MTUs, once the ports are attached;
+//  4. the other nodes' addresses, links up, routes, rules, firewall and
+//     hosts file, one unit per node; a node with many interfaces has one
+//     unit per interface for addresses and links up, and the rest in
+//  5. one unit per such node;
+//  6. the host's rules in other programs' chains and the uplink, in order.
 func schedule(p *plan.Plan) [][]unit {
-	phaseOf := map[plan.Kind]int{
-		plan.CreateNamespace: 0, plan.SetSysctl: 0, plan.CreateBridge: 0,
-		plan.CreateVeth: 1, plan.SetMTU: 2, plan.AddAddress: 3, plan.SetUp: 3,
-		plan.AddRoute: 4, plan.AddRule: 4, plan.SetFirewall: 4, plan.WriteHosts: 4,
-		plan.AllowBridged: 5, plan.SetUplink: 5,
-	}
-	const phases = 6
+	const phases = 7
+	leaf := leaves(p)
 	out := make([][]unit, phases)
 	index := make([]map[string]int, phases)
 	for i := range index {
 		index[i] = map[string]int{}
 	}
 	for i, s := range p.Steps {
-		ph := phaseOf[s.Kind]
-		key := s.Node.Name
-		big := len(s.Node.Interfaces) > bigNode
-		switch {
-		case ph == 1:
-			key = fmt.Sprint(i)
-		case ph == 3 && big:
-			key += ":" + s.Iface
-		case ph == 4 && !big:
-			ph = 3
-		case ph == 5:
-			key = "host"
-		}
+		ph, key := place(s, i, leaf)
 		k, ok := index[ph][key]
 		if !ok {
 			k = len(out[ph])
@@ -140,12 +139,80 @@ func schedule(p *plan.Plan) [][]unit {
 	return out
 }
 
+// place returns a step's phase and the key of its unit in that phase.
+func place(s plan.Step, i int, leaf map[string]*topology.Interface) (int, string) {
+	n := s.Node.Name
+	if s.Kind == plan.CreateVeth {
+		for _, end := range []*topology.Interface{s.Veth.A, s.Veth.B} {
+			if leaf[end.Node.Name] == end {
+				return 1, end.Node.Name
+			}
+		}
+		return 2, fmt.Sprint(i)
+	}
+	if leaf[n] != nil {
+		return 1, n
+	}
+	if s.Kind == plan.AddAddress || s.Kind == plan.SetUp {
+		// The far end of a leaf's cable is configured with the leaf.
+		if i := s.Node.Interface(s.Iface); i != nil && i.Link != nil && leaf[i.Peer().Node.Name] == i.Peer() {
+			return 1, i.Peer().Node.Name
+		}
+	}
+	big := len(s.Node.Interfaces) > bigNode
+	switch s.Kind {
+	case plan.CreateNamespace, plan.SetSysctl, plan.CreateBridge:
+		return 0, n
+	case plan.SetMTU:
+		return 3, n
+	case plan.AddAddress, plan.SetUp:
+		if big {
+			return 4, n + ":" + s.Iface
+		}
+		return 4, n
+	case plan.AllowBridged, plan.SetUplink:
+		return 6, "host"
+	}
+	if big {
+		return 5, n
+	}
+	return 4, n
+}
+
+// leaves maps each leaf node to its single interface.
+func leaves(p *plan.Plan) map[string]*topology.Interface {
+	candidate := func(n *topology.Node) bool {
+		return !n.Host && len(n.Interfaces) == 1 && len(n.Bridges) == 0
+	}
+	out := map[string]*topology.Interface{}
+	for _, s := range p.Steps {
+		if s.Kind != plan.CreateNamespace || !candidate(s.Node) {
+			continue
+		}
+		i := s.Node.Interfaces[0]
+		if i.Link != nil && !candidate(i.Peer().Node) {
+			out[s.Node.Name] = i
+		}
+	}
+	return out
+}
+
+// ifindexBase is where the interface indexes nsrouter chooses start, far
+// above those the kernel hands out in a new namespace.
+const ifindexBase = 100000
+
+// ifindex chooses the interface index of an end on a big node.
+func (e *Executor) ifindex(i *topology.Interface) int { return ifindexBase + e.pos[i] }
+
 // bigNode is the number of interfaces past which a node's interfaces are
 // configured in parallel.
 const bigNode = 16
 
 func (e *Executor) workers(n int) int {
 	w := e.Workers
+	if v, err := strconv.Atoi(os.Getenv("NSROUTER_WORKERS")); w == 0 && err == nil && v > 0 {
+		w = v // a knob for benchmarks
+	}
 	if w == 0 {
 		w = min(runtime.NumCPU(), 4)
 	}
@@ -180,6 +247,9 @@ func (e *Executor) runPhase(ctx context.Context, p *plan.Plan, units []unit) err
 					}
 					errMu.Unlock()
 					cancel()
+					if errors.Is(err, ErrTainted) {
+						return // the thread must end with this goroutine
+					}
 				}
 			}
 		}()
@@ -230,9 +300,10 @@ func (e *Executor) addForeign(chains []ForeignChain) {
 // worker runs units with a small cache of namespace handles of its own
 // (netlink handles are not shared between goroutines).
 type worker struct {
-	e     *Executor
-	nss   map[string]*NS
-	order []string
+	e       *Executor
+	nss     map[string]*NS
+	order   []string
+	creator *Creator // makes namespaces from the worker's own thread
 }
 
 // maxOpen bounds the namespace handles one worker keeps open (each holds
@@ -245,6 +316,7 @@ func (w *worker) close() {
 		ns.Close()
 	}
 	w.nss = nil
+	w.creator.Close()
 }
 
 func (w *worker) keep(name string, ns *NS) {

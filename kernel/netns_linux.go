@@ -150,45 +150,14 @@ func (ns *NS) label() string {
 // with lo up and marked for lab. The mark is set before the namespace gets
 // its name, so a namespace that carries the name always carries the mark.
 func CreateNamed(name, lab string) (*NS, error) {
-	if err := netnsDirOnce(); err != nil {
+	target, err := prepareTarget(name)
+	if err != nil {
 		return nil, err
 	}
-	target := filepath.Join(NetnsDir, name)
-	f, err := os.OpenFile(target, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if errors.Is(err, os.ErrExist) && IsStale(name) {
-		f, err = os.Open(target) // an interrupted creation's empty file
-	}
-	if err != nil {
-		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
-	}
-	f.Close()
 	var ns *NS
 	err = inThread(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return err
-		}
-		fd, err := netns.GetFromPath("/proc/thread-self/ns/net")
-		if err != nil {
-			return err
-		}
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		if err != nil {
-			fd.Close()
-			return err
-		}
-		ns = &NS{Name: name, fd: fd, nl: h}
-		// lo is always the first device of a new namespace.
-		lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
-		err = ns.nl.LinkSetAlias(lo, Mark(lab))
-		if err == nil {
-			err = ns.nl.LinkSetUp(lo)
-		}
-		if err == nil {
-			err = unix.Mount("/proc/thread-self/ns/net", target, "none", unix.MS_BIND, "")
-		}
-		if err != nil {
-			ns.Close()
-		}
+		var err error
+		ns, err = unshareHere(name, lab, target)
 		return err
 	})
 	if err != nil {
@@ -196,6 +165,113 @@ func CreateNamed(name, lab string) (*NS, error) {
 		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
 	}
 	return ns, nil
+}
+
+// prepareTarget makes the file a namespace is mounted on.
+func prepareTarget(name string) (string, error) {
+	if err := netnsDirOnce(); err != nil {
+		return "", err
+	}
+	target := filepath.Join(NetnsDir, name)
+	f, err := os.OpenFile(target, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if errors.Is(err, os.ErrExist) && IsStale(name) {
+		f, err = os.Open(target) // an interrupted creation's empty file
+	}
+	if err != nil {
+		return "", &OpError{Op: "create namespace", Node: name, Err: err}
+	}
+	f.Close()
+	return target, nil
+}
+
+// unshareHere moves the calling (locked) thread into a new namespace,
+// marks it, brings lo up and mounts it on target. The thread stays in the
+// new namespace; the caller returns it or throws it away.
+func unshareHere(name, lab, target string) (*NS, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, err
+	}
+	fd, err := netns.GetFromPath("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		fd.Close()
+		return nil, err
+	}
+	ns := &NS{Name: name, fd: fd, nl: h}
+	// lo is always the first device of a new namespace.
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
+	err = ns.nl.LinkSetAlias(lo, Mark(lab))
+	if err == nil {
+		err = ns.nl.LinkSetUp(lo)
+	}
+	if err == nil {
+		err = unix.Mount("/proc/thread-self/ns/net", target, "none", unix.MS_BIND, "")
+	}
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// Creator makes namespaces from the calling goroutine's own locked thread,
+// returning the thread home after each: a thread per namespace costs more
+// than the switch back. If the switch back fails, the thread is tainted:
+// Close leaves it locked, so it ends with the goroutine and is never
+// reused.
+type Creator struct {
+	home    netns.NsHandle
+	tainted bool
+}
+
+// ErrTainted says a Creator's thread could not return to its namespace;
+// the goroutine that owns it must end.
+var ErrTainted = errors.New("thread left in a lab namespace")
+
+// NewCreator locks the calling goroutine to its thread.
+func NewCreator() (*Creator, error) {
+	runtime.LockOSThread()
+	home, err := netns.GetFromPath("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	return &Creator{home: home}, nil
+}
+
+// Create makes the named namespace, as CreateNamed does.
+func (c *Creator) Create(name, lab string) (*NS, error) {
+	if c.tainted {
+		return nil, ErrTainted
+	}
+	target, err := prepareTarget(name)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := unshareHere(name, lab, target)
+	if serr := unix.Setns(int(c.home), unix.CLONE_NEWNET); serr != nil {
+		c.tainted = true
+		return ns, fmt.Errorf("%w: %v", ErrTainted, serr)
+	}
+	if err != nil {
+		os.Remove(target)
+		return nil, &OpError{Op: "create namespace", Node: name, Err: err}
+	}
+	return ns, nil
+}
+
+// Close unlocks the thread, unless it is tainted.
+func (c *Creator) Close() {
+	if c == nil {
+		return
+	}
+	c.home.Close()
+	if !c.tainted {
+		runtime.UnlockOSThread()
+	}
 }
 
 // netnsDirOnce prepares /run/netns once per process.

@@ -3,12 +3,14 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
@@ -90,8 +92,14 @@ func (w *worker) createNamespace(name string) (bool, string, error) {
 		}
 		return false, "", nil
 	}
-	ns, err := CreateNamed(name, w.e.Lab)
+	if w.creator == nil {
+		if w.creator, err = NewCreator(); err != nil {
+			return false, "", err
+		}
+	}
+	ns, err := w.creator.Create(name, w.e.Lab)
 	if err != nil {
+		ns.Close()
 		return false, "", err
 	}
 	w.keep(name, ns)
@@ -178,24 +186,50 @@ func (w *worker) createVeth(l *topology.Link, mark string) (bool, string, error)
 // createFreshVeth creates a cable between two namespaces this run made,
 // with no bridge at either end, in one request sent from the host with
 // both namespaces' descriptors: no socket in either namespace is needed.
+//
+// When one end is on a node with many interfaces (a star's router), that
+// end is created up and with an interface index chosen here, so nothing
+// needs to ask the kernel for it later: each lookup, and each state change
+// of an interface whose peer is in another namespace, makes the kernel
+// scan the node's table of peer namespaces, one entry per host.
 func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 	host, err := w.ns(&topology.Node{Name: topology.HostNode, Host: true})
 	if err != nil {
 		return false, "", err
 	}
+	a, b := l.A, l.B
+	if len(b.Node.Interfaces) > len(a.Node.Interfaces) {
+		a, b = b, a
+	}
 	var fds [2]netns.NsHandle
-	for k, i := range []*topology.Interface{l.A, l.B} {
+	for k, i := range []*topology.Interface{a, b} {
 		if fds[k], err = netns.GetFromPath(filepath.Join(NetnsDir, i.Node.Name)); err != nil {
 			return false, "", &OpError{Op: "open namespace", Node: i.Node.Name, Err: err}
 		}
 		defer fds[k].Close()
 	}
-	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: l.B.Name, PeerTxQLen: -1, PeerNamespace: netlink.NsFd(fds[1]),
-		PeerMTU: uint32(l.B.MTU), PeerHardwareAddr: l.B.MAC}
-	v.Name, v.Namespace, v.MTU, v.HardwareAddr = l.A.Name, netlink.NsFd(fds[0]), l.A.MTU, l.A.MAC
-	if err := host.nl.LinkAdd(v); err != nil {
-		return false, "", &OpError{Op: "create veth", Node: l.A.Node.Name, Iface: l.A.Name,
-			Err: fmt.Errorf("peer %s: %w", l.B, err)}
+	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: b.Name, PeerTxQLen: -1, PeerNamespace: netlink.NsFd(fds[1]),
+		PeerMTU: uint32(b.MTU), PeerHardwareAddr: b.MAC}
+	v.Name, v.Namespace, v.MTU, v.HardwareAddr = a.Name, netlink.NsFd(fds[0]), a.MTU, a.MAC
+	big := len(a.Node.Interfaces) > bigNode && !a.Down
+	if big {
+		v.Index, v.Flags = w.e.ifindex(a), net.FlagUp
+	}
+	err = host.nl.LinkAdd(v)
+	if big && (errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST)) {
+		v.Index, big = 0, false // the index is taken: let the kernel choose
+		err = host.nl.LinkAdd(v)
+	}
+	if err != nil {
+		return false, "", &OpError{Op: "create veth", Node: a.Node.Name, Iface: a.Name,
+			Err: fmt.Errorf("peer %s: %w", b, err)}
+	}
+	if big {
+		ns, err := w.ns(a.Node)
+		if err != nil {
+			return true, "", err
+		}
+		ns.remember(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: v.Index, Name: a.Name, Flags: net.FlagUp}})
 	}
 	return true, "", nil
 }

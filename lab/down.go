@@ -157,7 +157,7 @@ func deleteNamespaces(names []string, m string, known map[string]uint64) ([]stri
 		wg   sync.WaitGroup
 	)
 	next := make(chan string)
-	for range min(4, max(1, len(names))) {
+	for range min(32, max(1, len(names))) { // unmounts mostly wait for RCU grace periods, which parallel ones share
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
