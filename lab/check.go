@@ -26,6 +26,8 @@ type CheckResult struct {
 	Seen   string        `json:"seen_source,omitempty"` // tcp/udp: source the listener saw
 	Line   int           `json:"line,omitempty"`
 	Detail string        `json:"detail,omitempty"`
+	// Why is the trace's one-line reason for an expected reach that failed.
+	Why string `json:"why,omitempty"`
 }
 
 // Report is the outcome of Check.
@@ -73,6 +75,9 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 		}()
 	}
 	wg.Wait()
+	if o.Explain {
+		explain(ctx, t, rep)
+	}
 	for _, r := range rep.Results {
 		if r.Pass {
 			rep.Passed++
@@ -221,4 +226,24 @@ func runConn(ctx context.Context, ns *kernel.NS, e *topology.Expectation) CheckR
 		r.Detail = "seen from " + r.Seen
 	}
 	return r
+}
+
+// explain traces each expected reach that failed, one at a time (a trace
+// owns a table in each namespace on its path), and records the reason.
+func explain(ctx context.Context, t *topology.Topology, rep *Report) {
+	for i, r := range rep.Results {
+		e := t.Expect[i]
+		if r.Pass || !e.Reach || e.From == nil {
+			continue
+		}
+		tr, err := Trace(ctx, t, e.From, e.Addr, e.Proto, e.Port, Options{})
+		switch {
+		case err != nil:
+			rep.Results[i].Why = "trace: " + err.Error()
+		case tr.Reason != "":
+			rep.Results[i].Why = tr.Reason
+		case tr.Reached:
+			rep.Results[i].Why = "the trace's probe got through: the failure is intermittent or in the listener"
+		}
+	}
 }

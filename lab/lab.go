@@ -38,6 +38,8 @@ type Options struct {
 	AfterStep func(i int) error
 	// DryRun makes Up compute and return the difference only.
 	DryRun bool
+	// Explain makes Check trace every failed reach and give the reason.
+	Explain bool
 }
 
 func (o Options) log() *slog.Logger {

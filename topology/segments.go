@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // A segment is one layer-2 network of the lab: the two ends of a plain
@@ -381,4 +382,66 @@ func sourceFor(n *Node, dev string, v6 bool) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// Neighbour returns the node on n's network behind dev that holds addr,
+// or nil.
+func (t *Topology) Neighbour(n *Node, dev string, addr netip.Addr) *Node {
+	return t.neighbour(n, dev, addr)
+}
+
+// Owns reports whether addr is one of n's addresses in the file.
+func (n *Node) Owns(addr netip.Addr) bool { return n.owns(addr) }
+
+// Owner returns the node that holds addr in the file, or nil.
+func (t *Topology) Owner(addr netip.Addr) *Node {
+	for _, n := range t.Nodes {
+		if n.owns(addr) {
+			return n
+		}
+	}
+	return nil
+}
+
+// FacingDev returns the interface of m on the same network as n's dev.
+func (t *Topology) FacingDev(n *Node, dev string, m *Node) string {
+	for _, s := range t.segments {
+		in := false
+		for _, x := range s.members {
+			in = in || (x.node == n && x.dev == dev)
+		}
+		if !in {
+			continue
+		}
+		for _, x := range s.members {
+			if x.node == m {
+				return x.dev
+			}
+		}
+	}
+	return ""
+}
+
+// Resolve turns an address, a node (its first address) or node:interface
+// into an address of the lab, as expectations do.
+func (t *Topology) Resolve(spec string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(spec); err == nil {
+		return a, nil
+	}
+	name, ifname, named := strings.Cut(spec, ":")
+	n := t.Node(name)
+	if n == nil {
+		return netip.Addr{}, fmt.Errorf("no node %q in lab %s", name, t.Name)
+	}
+	for _, c := range n.connected() {
+		if !named || c.dev == ifname {
+			return c.prefix.Addr(), nil
+		}
+	}
+	for _, p := range n.Loopback {
+		if !named || ifname == "lo" {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s has no address", spec)
 }

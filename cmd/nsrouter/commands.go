@@ -273,7 +273,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := lab.Check(ctx, t, e.options())
+	o := e.options()
+	o.Explain = true
+	rep, err := lab.Check(ctx, t, o)
 	if err != nil {
 		return err
 	}
@@ -305,7 +307,11 @@ func printReport(w io.Writer, rep *lab.Report) {
 		if r.TTL != 0 {
 			ttl = fmt.Sprint(r.TTL)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.From, r.To, r.Proto, r.Addr, r.Expect, result, rtt, ttl, r.Detail)
+		detail := r.Detail
+		if r.Why != "" {
+			detail += ": " + r.Why
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.From, r.To, r.Proto, r.Addr, r.Expect, result, rtt, ttl, detail)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d passed, %d failed\n", rep.Passed, rep.Failed)

@@ -38,6 +38,8 @@ Usage:
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
   nsrouter validate FILE                      parse and validate only
   nsrouter script   [FILE]                    the ip/nft/sysctl shell script that builds the lab
+  nsrouter trace    [-f FILE] FROM TO [--proto icmp|tcp|udp] [--port N] [--json]
+                                              the path a packet takes, and where and why it stops
   nsrouter graph    [FILE] [--format F]       draw the topology: dot (default), mermaid, svg
   nsrouter capture  NODE:IFACE [-w FILE] [-c COUNT]
                                               print the frames on an interface, or save them (pcap)
@@ -92,7 +94,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmds := map[string]func(context.Context, *env, []string) error{
 		"up": cmdUp, "down": cmdDown, "status": cmdStatus, "check": cmdCheck,
-		"exec": cmdExec, "list": cmdList, "script": cmdScript, "validate": cmdValidate,
+		"exec": cmdExec, "list": cmdList, "script": cmdScript, "trace": cmdTrace, "validate": cmdValidate,
 		"graph":   cmdGraph,
 		"capture": cmdCapture,
 	}
