@@ -31,12 +31,25 @@ type NodeStatus struct {
 
 // IfaceStatus is one interface of a node.
 type IfaceStatus struct {
-	Name   string   `json:"name"`
-	Kind   string   `json:"kind"`
-	State  string   `json:"state"`
-	Master string   `json:"master,omitempty"`
-	MTU    int      `json:"mtu"`
-	Addrs  []string `json:"addresses,omitempty"`
+	Name     string   `json:"name"`
+	Kind     string   `json:"kind"`
+	State    string   `json:"state"`
+	Master   string   `json:"master,omitempty"`
+	MTU      int      `json:"mtu"`
+	Addrs    []string `json:"addresses,omitempty"`
+	Counters Counters `json:"counters"`
+}
+
+// Counters are an interface's packet counters since it was created.
+type Counters struct {
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxDropped uint64 `json:"tx_dropped"`
+	RxErrors  uint64 `json:"rx_errors"`
+	TxErrors  uint64 `json:"tx_errors"`
 }
 
 // GetStatus reads the lab's nodes from the kernel. In the host it lists
@@ -89,6 +102,11 @@ func fillNode(ns *NodeStatus, h *kernel.NS, lab string, host bool) {
 		is := IfaceStatus{Name: a.Name, Kind: l.Type(), State: "down", MTU: a.MTU, Master: byIndex[a.MasterIndex]}
 		if a.Flags&net.FlagUp != 0 {
 			is.State = "up"
+		}
+		if st := a.Statistics; st != nil {
+			is.Counters = Counters{RxPackets: st.RxPackets, TxPackets: st.TxPackets, RxBytes: st.RxBytes,
+				TxBytes: st.TxBytes, RxDropped: st.RxDropped, TxDropped: st.TxDropped,
+				RxErrors: st.RxErrors, TxErrors: st.TxErrors}
 		}
 		addrs, _ := h.Netlink().AddrList(l, netlink.FAMILY_ALL)
 		for _, ad := range addrs {

@@ -203,40 +203,66 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 func cmdStatus(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
+	watch := fs.Bool("watch", false, "refresh until interrupted")
+	interval := fs.Duration("interval", time.Second, "refresh interval with --watch")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
+	}
+	if *interval < 100*time.Millisecond {
+		return usagef("status: --interval must be at least 100ms")
 	}
 	t, _, err := e.load(fileArg(pos))
 	if err != nil {
 		return err
 	}
-	st, err := lab.GetStatus(ctx, t, e.options())
-	if err != nil {
-		return err
+	for {
+		st, err := lab.GetStatus(ctx, t, e.options())
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			err = writeJSON(e.stdout, st)
+		} else {
+			if *watch && e.tty {
+				fmt.Fprint(e.stdout, "\033[H\033[2J") // clear the screen
+			}
+			err = printStatus(e.stdout, st)
+		}
+		if err != nil || !*watch {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
 	}
-	if *asJSON {
-		return writeJSON(e.stdout, st)
-	}
+}
+
+func printStatus(w io.Writer, st *lab.Status) error {
 	state := "up"
 	if !st.Up {
 		state = "not up"
 	}
-	fmt.Fprintf(e.stdout, "lab %s: %s\n\n", st.Lab, state)
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tINTERFACE\tKIND\tSTATE\tMASTER\tADDRESSES")
+	fmt.Fprintf(w, "lab %s: %s (%s)\n\n", st.Lab, state, time.Now().Format("15:04:05"))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tINTERFACE\tKIND\tSTATE\tMASTER\tRX PKTS\tTX PKTS\tRX BYTES\tTX BYTES\tDROPS\tERRORS\tADDRESSES\t")
 	for _, n := range st.Nodes {
 		if !n.Exists {
-			fmt.Fprintf(tw, "%s\t-\t-\tmissing\t-\t-\n", n.Name)
+			fmt.Fprintf(tw, "%s\t-\t-\tmissing\t-\t\t\t\t\t\t\t-\t\n", n.Name)
 			continue
 		}
 		for _, i := range n.Interfaces {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, i.Name, i.Kind, i.State, dash(i.Master), dash(strings.Join(i.Addrs, " ")))
+			c := i.Counters
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", n.Name, i.Name, i.Kind, i.State, dash(i.Master),
+				c.RxPackets, c.TxPackets, c.RxBytes, c.TxBytes, c.RxDropped+c.TxDropped, c.RxErrors+c.TxErrors,
+				dash(strings.Join(i.Addrs, " ")))
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(e.stdout)
-	tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tFORWARD v4/v6\tNFTABLES\tROUTES")
 	for _, n := range st.Nodes {
 		if !n.Exists {

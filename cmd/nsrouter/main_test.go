@@ -200,3 +200,43 @@ func TestExecAndStatus(t *testing.T) {
 		t.Errorf("status: exit %d\n%s", code, sout)
 	}
 }
+
+// TestStatusCounters sends pings across the router and expects status
+// --json to count them, and --watch to refresh until interrupted.
+func TestStatusCounters(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	nsr(t, "", "up", "--quiet")
+	witness.InNS(t, "ns0", "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.12.0.2")
+	_, out, _ := nsr(t, "", "status", "--json")
+	var st lab.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	var fwd uint64
+	for _, n := range st.Nodes {
+		for _, i := range n.Interfaces {
+			if n.Name == "router-ns" && i.Name == "eth1" {
+				fwd = i.Counters.TxPackets
+			}
+		}
+	}
+	if fwd < 3 {
+		t.Errorf("router-ns eth1 sent %d packets; the three pings crossed it", fwd)
+	}
+	cmd := exec.Command(binary, "status", "--watch", "--interval", "200ms")
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(900 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("status --watch after SIGINT: %v", err)
+	}
+	if n := strings.Count(buf.String(), "lab classic: up"); n < 3 {
+		t.Errorf("status --watch printed %d tables in 0.9 s at 200ms; want at least 3", n)
+	}
+}
