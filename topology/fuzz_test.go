@@ -2,11 +2,11 @@ package topology
 
 import (
 	"fmt"
-	"regexp"
 	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
