@@ -45,9 +45,8 @@ type Executor struct {
 	birthMu sync.Once
 }
 
-// StepResult is what one step did.
+// StepResult is what one step of the plan (same index) did.
 type StepResult struct {
-	Step    plan.Step
 	Changed bool
 	Note    string
 }
@@ -76,9 +75,6 @@ func (r *Result) Changed() int {
 // done up to there.
 func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
 	e.res = &Result{Steps: make([]StepResult, len(p.Steps)), Created: map[string]uint64{}}
-	for i, s := range p.Steps {
-		e.res.Steps[i].Step = s
-	}
 	e.fresh = map[string]bool{}
 	e.pos = map[*topology.Interface]int{}
 	for _, s := range p.Steps {
