@@ -122,10 +122,18 @@ func hairpinRule(pf topology.PortForward, sub netip.Prefix) RuleSpec {
 
 // masqRule: oifname "eth1" ip saddr 10.0.0.0/24 counter masquerade (or snat ip to ADDR)
 func masqRule(m topology.Masquerade, src netip.Prefix) RuleSpec {
+	return masqRuleIn(m, src, true)
+}
+
+// masqRuleIn builds the rule for an inet table (with a family match) or a
+// table of one family (without: nft cannot read a family match there).
+func masqRuleIn(m topology.Masquerade, src netip.Prefix, inet bool) RuleSpec {
 	fam, famName := natFamily(src.Addr())
 	var e []expr.Any
 	e = append(e, matchIfname(expr.MetaKeyOIFNAME, m.Out)...)
-	e = append(e, matchNFProto(src.Addr().Is6())...)
+	if inet {
+		e = append(e, matchNFProto(src.Addr().Is6())...)
+	}
 	e = append(e, matchPrefix(src, true)...)
 	e = append(e, &expr.Counter{})
 	text := fmt.Sprintf("oifname %s %s saddr %s counter ", m.Out, famName, src)

@@ -294,7 +294,7 @@ func (w *worker) uplink(host *NS, u *topology.Uplink) (bool, string, error) {
 	spec := TableSpec{Family: nftables.TableFamilyIPv4, Name: TableName(w.e.Lab), Chains: []ChainSpec{{
 		Name: "postrouting", Type: nftables.ChainTypeNAT, Hook: nftables.ChainHookPostrouting,
 		Priority: nftables.ChainPriorityNATSource, Policy: nftables.ChainPolicyAccept,
-		Rules: []RuleSpec{masqRule(topology.Masquerade{Out: out, Src: []netip.Prefix{u.Subnet}}, u.Subnet)},
+		Rules: []RuleSpec{masqRuleIn(topology.Masquerade{Out: out, Src: []netip.Prefix{u.Subnet}}, u.Subnet, false)},
 	}}}
 	changed, err := host.EnsureTable(spec, false)
 	if err != nil {

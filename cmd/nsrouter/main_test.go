@@ -186,6 +186,10 @@ func TestExecAndStatus(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "10.11.0.2/24") {
 		t.Errorf("exec ns0 ip addr: %v\n%s", err, out)
 	}
+	out, err = exec.Command(binary, "exec", "ns0", "--", "ping", "-c", "1", "-W", "2", "ns1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "(10.12.0.2)") {
+		t.Errorf("exec ns0 ping ns1 by name: %v\n%s", err, out)
+	}
 	out, err = exec.Command(binary, "exec", "ns0", "--", "sh", "-c", "exit 7").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
 		t.Errorf("exec exit status: %v, want 7\n%s", err, out)
