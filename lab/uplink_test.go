@@ -13,24 +13,6 @@ import (
 	"github.com/nsrouter/nsrouter/probe"
 )
 
-// fakeInternet gives the sandbox's host a default route to a namespace
-// that plays the internet (198.18.0.0/15 is the benchmarking range), so
-// nothing can ever leave the machine.
-func fakeInternet(t *testing.T) {
-	t.Helper()
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", "inet-sim"},
-		{"ip", "link", "add", "wan-host", "type", "veth", "peer", "name", "eth0", "netns", "inet-sim"},
-		{"ip", "addr", "add", "198.18.0.2/24", "dev", "wan-host"},
-		{"ip", "link", "set", "wan-host", "up"},
-		{"ip", "-n", "inet-sim", "addr", "add", "198.18.0.1/24", "dev", "eth0"},
-		{"ip", "-n", "inet-sim", "link", "set", "eth0", "up"},
-		{"ip", "-n", "inet-sim", "link", "set", "lo", "up"},
-		{"ip", "route", "add", "default", "via", "198.18.0.1"},
-	} {
-		witness.Run(t, cmd[0], cmd[1:]...)
-	}
-}
 
 // TestUplink: with the host's forward policy set to drop (Docker's), the
 // lab reaches the internet namespace through the host, masqueraded twice;
@@ -39,7 +21,7 @@ func TestUplink(t *testing.T) {
 	if !sandbox.Enter(t) {
 		return
 	}
-	fakeInternet(t)
+	witness.FakeInternet(t)
 	witness.Run(t, "iptables", "-P", "FORWARD", "DROP")
 	before := witness.Snapshot(t)
 	top := upExample(t, "uplink")

@@ -26,7 +26,7 @@ func TestScriptBuildsTheSameNetwork(t *testing.T) {
 				return
 			}
 			if name == "uplink" {
-				fakeInternet(t) // the uplink masquerades towards the default route
+				witness.FakeInternet(t) // the uplink masquerades towards the default route
 			}
 			script := mustRun(t, "script", f)
 			path := filepath.Join(t.TempDir(), "build.sh")
@@ -55,19 +55,3 @@ func TestScriptBuildsTheSameNetwork(t *testing.T) {
 // up to a second late, so both snapshots see settled link states.
 func settle() { time.Sleep(1200 * time.Millisecond) }
 
-// fakeInternet gives the sandbox's host a default route to a namespace
-// that plays the internet (198.18.0.0/15 is the benchmarking range).
-func fakeInternet(t *testing.T) {
-	t.Helper()
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", "inet-sim"},
-		{"ip", "link", "add", "wan-host", "type", "veth", "peer", "name", "eth0", "netns", "inet-sim"},
-		{"ip", "addr", "add", "198.18.0.2/24", "dev", "wan-host"},
-		{"ip", "link", "set", "wan-host", "up"},
-		{"ip", "-n", "inet-sim", "addr", "add", "198.18.0.1/24", "dev", "eth0"},
-		{"ip", "-n", "inet-sim", "link", "set", "eth0", "up"},
-		{"ip", "route", "add", "default", "via", "198.18.0.1"},
-	} {
-		witness.Run(t, cmd[0], cmd[1:]...)
-	}
-}

@@ -101,3 +101,23 @@ func Diff(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// FakeInternet gives the current namespace (a sandbox's host) a default
+// route to a namespace inet-sim that plays the internet, at 198.18.0.1
+// (the benchmarking range): uplinks then have somewhere to go, and nothing
+// can leave the machine.
+func FakeInternet(t testing.TB) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", "inet-sim"},
+		{"ip", "link", "add", "wan-host", "type", "veth", "peer", "name", "eth0", "netns", "inet-sim"},
+		{"ip", "addr", "add", "198.18.0.2/24", "dev", "wan-host"},
+		{"ip", "link", "set", "wan-host", "up"},
+		{"ip", "-n", "inet-sim", "addr", "add", "198.18.0.1/24", "dev", "eth0"},
+		{"ip", "-n", "inet-sim", "link", "set", "eth0", "up"},
+		{"ip", "-n", "inet-sim", "link", "set", "lo", "up"},
+		{"ip", "route", "add", "default", "via", "198.18.0.1"},
+	} {
+		Run(t, cmd[0], cmd[1:]...)
+	}
+}
