@@ -13,7 +13,6 @@ import (
 	"github.com/nsrouter/nsrouter/probe"
 )
 
-
 // TestUplink: with the host's forward policy set to drop (Docker's), the
 // lab reaches the internet namespace through the host, masqueraded twice;
 // after down the host's ruleset and sysctls equal their snapshot.

@@ -54,4 +54,3 @@ func TestScriptBuildsTheSameNetwork(t *testing.T) {
 // settle waits for the kernel's link watch, which reports carrier changes
 // up to a second late, so both snapshots see settled link states.
 func settle() { time.Sleep(1200 * time.Millisecond) }
-
