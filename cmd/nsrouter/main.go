@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -71,13 +70,6 @@ func main() {
 		err := kernel.ExecChild(os.Args[2], os.Args[4:])
 		fmt.Fprintf(os.Stderr, "nsrouter: %v\n", err)
 		os.Exit(127)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// A lab of 10,000 nodes needs about 45 MB of live memory; left
-		// alone, the collector lets the heap double before it runs. A soft
-		// limit keeps the peak near what is live (Go relaxes it rather than
-		// stall if more is really needed).
-		debug.SetMemoryLimit(64 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
