@@ -14,9 +14,11 @@
 # and routed/direct >= 0.95.
 #
 #   sudo bench/forwarding.sh [--rounds R] [--secs S] [--streams "1 4"]
-#                            [--paths "routed masq"] [--out DIR]
+#                            [--paths "routed masq"] [--no-pin] [--out DIR]
 #
 #   defaults: 5 rounds, 5 s per iperf3 run, 1 stream: about 3 minutes.
+#   iperf3's client runs on CPU 0 and its server on CPU 1 (taskset), which
+#   makes runs repeatable; --no-pin leaves them to the scheduler.
 #
 # Everything runs in lib/sandbox.sh's throwaway namespaces; the traffic
 # never leaves the namespaces made there. Installs iperf3 if missing.
@@ -24,9 +26,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 SHARED=${NSR_SHARED_BENCH:-$REPO/../shared/bench}
-ROUNDS=5 SECS=5 STREAMS=1 PATHS="routed masq" OUT=
+ROUNDS=5 SECS=5 STREAMS=1 PATHS="routed masq" OUT= PIN=1
 
-usage() { sed -n '2,24p' "$0"; }
+usage() { sed -n '2,27p' "$0"; }
 while (($#)); do
 	case $1 in
 	--rounds) ROUNDS=$2; shift ;;
@@ -34,6 +36,7 @@ while (($#)); do
 	--streams) STREAMS=$2; shift ;;
 	--paths) PATHS=$2; shift ;;
 	--out) OUT=$2; shift ;;
+	--no-pin) PIN=0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "forwarding.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -53,6 +56,7 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/nsr-fwd-work.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export PATH=$PATH:/usr/local/go/bin
+(($(nproc) >= 2)) || PIN=0
 
 source "$HERE/lib/prereq.sh"
 need_debs iproute2 nftables iperf3 iputils-ping
@@ -65,11 +69,12 @@ for p in $PATHS; do "$HERE/lib/topo.sh" "fwd-$p" >"$WORK/topo/fwd-$p.yaml"; done
 	echo "machine: nproc=$(nproc) kernel=$(uname -r) mem=$(free -g | awk '/Mem:/{print $2}')GiB"
 	echo "versions: nsrouter $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?');" \
 		"iperf3 $(iperf3 --version | head -1 | awk '{print $2}')"
-	echo "rounds: $ROUNDS; iperf3: $SECS s, streams $STREAMS; paths: direct $PATHS"
+	echo "rounds: $ROUNDS; iperf3: $SECS s, streams $STREAMS; paths: direct $PATHS;" \
+		"pinned: $( ((PIN)) && echo 'client CPU 0, server CPU 1' || echo no)"
 	echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/info.txt"
 
-NSR=$WORK/bin/nsrouter TOPO=$WORK/topo OUT=$OUT SHARED=$SHARED PATHS="$PATHS" ROUNDS=$ROUNDS \
+NSR=$WORK/bin/nsrouter TOPO=$WORK/topo OUT=$OUT SHARED=$SHARED PATHS="$PATHS" ROUNDS=$ROUNDS PIN=$PIN \
 	BN_SECS=$SECS BN_PINGS=${BN_PINGS:-20} BN_STREAMS="$STREAMS" \
 	"$HERE/lib/sandbox.sh" "$HERE/lib/forward.sh" || echo "forwarding.sh: the sandboxed part failed" >&2
 

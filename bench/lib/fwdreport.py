@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """fwdreport.py DIR -- medians and ratios of the forwarding benchmark.
 
-Reads DIR/tput-hand.csv and DIR/tput-nsrouter.csv (rows of the shared
-harness's bench_tput.sh: path,streams,run,gbps,retransmits,ping_avg_ms)
-and DIR/info.txt; writes DIR/forwarding.md and prints it.
+Reads DIR/rounds.csv (round,builder,path + the columns of the shared
+harness's bench_tput.sh: streams,run,gbps,retransmits,ping_avg_ms) and
+DIR/info.txt; writes DIR/forwarding.md and prints it.
+
+Ratios are paired: each round's nsrouter run is divided by the same
+round's hand-built run of that path, each path by the same round's direct
+veth pair, and the median of those per-round ratios is reported (with
+their range). Runs minutes apart on a shared 2-core machine differ by more
+than runs seconds apart, so pairs cancel most of the drift.
 """
 import csv
 import os
@@ -11,72 +17,85 @@ import statistics
 import sys
 
 
-def read(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def med(xs):
-    v = []
-    for x in xs:
-        try:
-            f = float(x)
-        except (TypeError, ValueError):
-            continue
-        if f == f:
-            v.append(f)
-    return statistics.median(v) if v else None
-
-
 def num(x, f="%.2f"):
     return "-" if x is None else f % x
 
 
-def ratio(a, b):
-    return None if a is None or not b else a / b
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def load(d):
+    gbps, ping = {}, {}
+    path = os.path.join(d, "rounds.csv")
+    if not os.path.exists(path):
+        return gbps, ping
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            try:
+                g = float(r["gbps"])
+            except ValueError:
+                continue
+            if g != g:  # nan: iperf3 failed
+                continue
+            gbps[(int(r["round"]), r["builder"], r["path"], int(r["streams"]))] = g
+            try:
+                ping.setdefault((r["builder"], r["path"]), []).append(float(r["ping_avg_ms"]))
+            except ValueError:
+                pass
+    return gbps, ping
+
+
+def paired(gbps, a, b):
+    """Per-round ratios a/b, where a and b are (builder, path)."""
+    out = {}
+    for (rnd, builder, path, s), g in gbps.items():
+        if (builder, path) != a:
+            continue
+        other = gbps.get((rnd, b[0], b[1], s))
+        if other:
+            out.setdefault(s, []).append(g / other)
+    return out
+
+
+def spread(xs):
+    return "" if not xs else " (%.2f-%.2f)" % (min(xs), max(xs))
 
 
 def main(d):
-    rows = {b: read(os.path.join(d, "tput-%s.csv" % b)) for b in ("hand", "nsrouter")}
-    gbps, ping, count = {}, {}, {}
-    paths, streams = [], set()
-    for b, rs in rows.items():
-        for r in rs:
-            k = (b, r["path"], int(r["streams"]))
-            gbps.setdefault(k, []).append(r["gbps"])
-            ping.setdefault((b, r["path"]), []).append(r["ping_avg_ms"])
-            if r["path"] not in paths:
-                paths.append(r["path"])
-            streams.add(int(r["streams"]))
+    gbps, ping = load(d)
+    streams = sorted({k[3] for k in gbps})
+    known = ["direct", "routed", "masq"]
+    paths = sorted({k[2] for k in gbps}, key=lambda p: known.index(p) if p in known else 99)
     out = []
     if os.path.exists(os.path.join(d, "info.txt")):
         out.append("```\n" + open(os.path.join(d, "info.txt")).read().rstrip() + "\n```\n")
     verdicts = []
-    for s in sorted(streams):
-        direct = med(gbps.get(("hand", "direct", s), []))
-        out.append("#### iperf3 -P %d: Gbit/s (median), ratio to a direct veth pair, ping avg ms\n" % s)
-        out.append("| path | built by hand | built by nsrouter | nsrouter / hand | ping ms hand / nsrouter | runs |")
-        out.append("|---|---|---|---|---|---|")
+    for s in streams:
+        out.append("#### iperf3 -P %d: Gbit/s (median of rounds); ratios are medians of per-round pairs\n" % s)
+        out.append("| path | by hand | by nsrouter | nsrouter / hand | hand / direct | nsrouter / direct"
+                   " | ping ms hand / nsrouter | rounds |")
+        out.append("|---|---|---|---|---|---|---|---|")
         for p in paths:
-            h = med(gbps.get(("hand", p, s), []))
-            n = med(gbps.get(("nsrouter", p, s), []))
-            nr = ratio(n, h)
-            out.append("| %s | %s (%s) | %s (%s) | %s | %s / %s | %d |" % (
-                p, num(h, "%.1f"), num(ratio(h, direct)), num(n, "%.1f"), num(ratio(n, direct)), num(nr),
-                num(med(ping.get(("hand", p), [])), "%.3f"), num(med(ping.get(("nsrouter", p), [])), "%.3f"),
-                len(gbps.get(("hand", p, s), []))))
+            g = {b: [v for k, v in gbps.items() if k[1:] == (b, p, s)] for b in ("hand", "nsrouter")}
+            nh = paired(gbps, ("nsrouter", p), ("hand", p)).get(s, [])
+            hd = paired(gbps, ("hand", p), ("hand", "direct")).get(s, [])
+            nd = paired(gbps, ("nsrouter", p), ("hand", "direct")).get(s, [])
+            out.append("| %s | %s | %s | %s%s | %s%s | %s%s | %s / %s | %d |" % (
+                p, num(median(g["hand"]), "%.1f"), num(median(g["nsrouter"]), "%.1f"),
+                num(median(nh)), spread(nh), num(median(hd)), spread(hd), num(median(nd)), spread(nd),
+                num(median(ping.get(("hand", p), [])), "%.3f"), num(median(ping.get(("nsrouter", p), [])), "%.3f"),
+                max(len(g["hand"]), len(g["nsrouter"]))))
             if p != "direct":
-                verdicts.append(("%s -P %d: nsrouter / hand" % (p, s), nr, 0.98))
+                verdicts.append(("%s -P %d: nsrouter / hand" % (p, s), median(nh), 0.98))
             if p == "routed":
-                verdicts.append(("routed -P %d: nsrouter / direct veth" % s, ratio(n, direct), 0.95))
+                verdicts.append(("routed -P %d: nsrouter / direct veth" % s, median(nd), 0.95))
         out.append("")
     out.append("| target | measured | limit | verdict |")
     out.append("|---|---|---|---|")
     for what, v, lim in verdicts:
-        out.append("| %s | %s | >= %.2f | %s |" % (what, num(v), lim,
-                                                   "n/a" if v is None else ("PASS" if v >= lim else "FAIL")))
+        out.append("| %s | %s | >= %.2f | %s |" % (
+            what, num(v), lim, "n/a" if v is None else ("PASS" if v >= lim else "FAIL")))
     text = "\n".join(out) + "\n"
     with open(os.path.join(d, "forwarding.md"), "w") as f:
         f.write(text)

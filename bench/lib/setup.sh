@@ -35,7 +35,9 @@ else
 	harness "$METHODS" "$SHAPES" "$NS" "$RUNS"
 fi
 if ((BIG)); then
-	harness "$(echo " $METHODS " | grep -o -e ' tool ' -e ' go4 ' | tr -d '\n')" star 10000 "$BIG_RUNS"
+	big=
+	for m in $METHODS; do [[ $m == tool || $m == go4 ]] && big+=" $m"; done
+	harness "$big" star 10000 "$BIG_RUNS"
 fi
 
 # timed CMD...: wall seconds of one command under timeout; result ok or fail.
