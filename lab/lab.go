@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nsrouter/nsrouter/kernel"
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // DefaultStateDir is where run-time state lives: tmpfs, gone at reboot
@@ -87,6 +88,9 @@ func RequireRoot() error {
 // The lock lives beside the state folder, so removing the state on down
 // does not release it early.
 func (o Options) lock(ctx context.Context, lab string) (func(), error) {
+	if !topology.ValidLabName(lab) {
+		return nil, &BadNameError{Name: lab}
+	}
 	if err := os.MkdirAll(o.stateDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("creating state folder: %w", err)
 	}
@@ -120,6 +124,14 @@ func (o Options) lock(ctx context.Context, lab string) (func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// BadNameError is a lab name that cannot be one (from -l, say). It is
+// refused before the name touches a path.
+type BadNameError struct{ Name string }
+
+func (e *BadNameError) Error() string {
+	return fmt.Sprintf("%q is not a lab name: a lab name is 1 to 32 lowercase letters, digits and '-', starting with a letter or digit", e.Name)
 }
 
 // hostRecord holds host settings the lab changed, with the values they had

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // LabInfo is a lab found in the kernel by its marks.
@@ -40,7 +41,7 @@ func List(ctx context.Context, o Options) ([]LabInfo, error) {
 	}
 	for _, n := range names {
 		if m, _, _ := kernel.NamespaceMark(n); m != "" {
-			if lab, ok := kernel.LabOfMark(m); ok {
+			if lab, ok := kernel.LabOfMark(m); ok && topology.ValidLabName(lab) {
 				get(lab).Namespaces = append(get(lab).Namespaces, n)
 			}
 		}
@@ -55,7 +56,7 @@ func List(ctx context.Context, o Options) ([]LabInfo, error) {
 		return nil, err
 	}
 	for _, l := range links {
-		if lab, ok := kernel.LabOfMark(l.Attrs().Alias); ok {
+		if lab, ok := kernel.LabOfMark(l.Attrs().Alias); ok && topology.ValidLabName(lab) {
 			get(lab).HostLinks = append(get(lab).HostLinks, l.Attrs().Name)
 		}
 	}
@@ -67,7 +68,7 @@ func List(ctx context.Context, o Options) ([]LabInfo, error) {
 	}
 	entries, _ := os.ReadDir(o.stateDir())
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() && topology.ValidLabName(e.Name()) {
 			get(e.Name()).State = filepath.Join(o.stateDir(), e.Name(), "topology.yaml")
 		}
 	}
@@ -85,7 +86,7 @@ func tableLabs(host *kernel.NS) []string {
 	var out []string
 	for _, n := range names {
 		_, table, _ := strings.Cut(n, " ")
-		if lab, ok := strings.CutPrefix(table, "nsrouter-"); ok {
+		if lab, ok := strings.CutPrefix(table, "nsrouter-"); ok && topology.ValidLabName(lab) {
 			out = append(out, lab)
 		}
 	}
@@ -102,7 +103,7 @@ func hostsLabs() []string {
 			continue
 		}
 		first, _, _ := bytes.Cut(b, []byte("\n"))
-		if lab, ok := strings.CutPrefix(string(first), plan.HostsMarker); ok {
+		if lab, ok := strings.CutPrefix(string(first), plan.HostsMarker); ok && topology.ValidLabName(lab) {
 			out = append(out, lab)
 		}
 	}

@@ -20,6 +20,11 @@ var (
 
 func valueOf(f *File) reflect.Value { return reflect.ValueOf(f).Elem() }
 
+// ValidLabName reports whether name can name a lab: 1 to 32 lowercase
+// letters, digits and '-', starting with a letter or digit. Lab names
+// become file names under /run/nsrouter, so nothing else may pass.
+func ValidLabName(name string) bool { return labNameRE.MatchString(name) }
+
 // resolver turns the decoded file into the model, checking every reference
 // and value on the way and recording every problem.
 type resolver struct {

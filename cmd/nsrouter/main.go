@@ -127,6 +127,9 @@ func report(e *env, err error) int {
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.stderr, "nsrouter: %s\nRun 'nsrouter help' for usage.\n", ue.msg)
 		return exitUsage
+	case errors.As(err, new(*lab.BadNameError)):
+		fmt.Fprintf(e.stderr, "nsrouter: %v\n", err)
+		return exitUsage
 	case errors.As(err, &list):
 		for _, item := range list.Items {
 			fmt.Fprintln(e.stderr, item.Error())

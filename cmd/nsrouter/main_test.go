@@ -61,6 +61,8 @@ func TestUsageErrors(t *testing.T) {
 		{"validate"},
 		{"check", "--bogus"},
 		{"down", "-l", "x", "file.yaml"},
+		{"down", "-l", "../../tmp"},
+		{"down", "-l", "a b;c"},
 	} {
 		code, _, stderr := nsr(t, "", args...)
 		if code != exitUsage {
