@@ -26,7 +26,7 @@ func (ns *NS) EnsureAddr(name string, p netip.Prefix) (changed bool, err error) 
 	if err != nil {
 		return false, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
 	}
-	have, err := ns.nl.AddrList(l, netlink.FAMILY_ALL)
+	have, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_ALL) })
 	if err != nil {
 		return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: err}
 	}
@@ -98,4 +98,9 @@ func (ns *NS) SetUpFresh(name string) error {
 		return nil
 	}
 	return ns.setUp(l)
+}
+
+// AddrList lists an interface's addresses, both families.
+func (ns *NS) AddrList(l netlink.Link) ([]netlink.Addr, error) {
+	return dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_ALL) })
 }

@@ -1,6 +1,11 @@
 package kernel
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+)
 
 // OpError is a failed kernel operation, naming what it acted on, in the
 // manner of net.OpError.
@@ -43,4 +48,22 @@ func (e *ClashError) Error() string {
 		owner = "it belongs to lab " + lab
 	}
 	return fmt.Sprintf("%s %s%s already exists and %s", e.Kind, e.Name, where, owner)
+}
+
+// dump runs a netlink dump again when the kernel reports that a concurrent
+// change interrupted it (NLM_F_DUMP_INTR: the answer may be inconsistent),
+// at most ten times. Parallel workers change a namespace while another
+// dumps it, so this happens.
+func dump[T any](f func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range 10 {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
 }

@@ -242,7 +242,7 @@ func (ns *NS) setUp(l netlink.Link) error {
 // MarkedLinks returns the links in ns that carry mark, and those still
 // under a temporary name of the mark's lab (an interrupted run).
 func (ns *NS) MarkedLinks(mark string) ([]netlink.Link, error) {
-	links, err := ns.nl.LinkList()
+	links, err := dump(func() ([]netlink.Link, error) { return ns.nl.LinkList() })
 	if err != nil {
 		return nil, &OpError{Op: "list links", Node: ns.Name, Err: err}
 	}
@@ -258,7 +258,7 @@ func (ns *NS) MarkedLinks(mark string) ([]netlink.Link, error) {
 
 // Links returns every link in ns.
 func (ns *NS) Links() ([]netlink.Link, error) {
-	links, err := ns.nl.LinkList()
+	links, err := dump(func() ([]netlink.Link, error) { return ns.nl.LinkList() })
 	if err != nil {
 		return nil, &OpError{Op: "list links", Node: ns.Name, Err: err}
 	}

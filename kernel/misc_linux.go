@@ -49,7 +49,7 @@ func (ns *NS) ensureLinkAttrs(l netlink.Link, mtu int, mac net.HardwareAddr) (bo
 // EnsureRule adds the policy routing rule (`ip rule add ...`) unless an
 // identical one is there.
 func (ns *NS) EnsureRule(r *netlink.Rule, text string) (bool, error) {
-	have, err := ns.nl.RuleList(r.Family)
+	have, err := dump(func() ([]netlink.Rule, error) { return ns.nl.RuleList(r.Family) })
 	if err != nil {
 		return false, &OpError{Op: "list rules", Node: ns.Name, Err: err}
 	}
@@ -125,7 +125,9 @@ func RemoveHosts(node, marker string) (bool, error) {
 // DefaultRouteDev returns the interface of the namespace's IPv4 default
 // route.
 func (ns *NS) DefaultRouteDev() (string, error) {
-	routes, err := ns.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return ns.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return "", &OpError{Op: "list routes", Node: ns.Name, Err: err}
 	}

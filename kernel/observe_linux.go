@@ -26,7 +26,7 @@ type Observed struct {
 // but lo is the lab's; in the host only what carries the lab's mark.
 func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 	host := ns.Name == ""
-	links, err := ns.nl.LinkList()
+	links, err := dump(func() ([]netlink.Link, error) { return ns.nl.LinkList() })
 	if err != nil {
 		return nil, &OpError{Op: "list links", Node: ns.Name, Err: err}
 	}
@@ -47,7 +47,7 @@ func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 			v += " master " + m.Attrs().Name
 		}
 		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "link", Key: a.Name, Value: v},
-			Delete: func() error { return ns.DeleteLink(l) }})
+			Delete: ns.later(func(x *NS) error { return x.DeleteLink(l) })})
 	}
 	addrs, err := ns.observeAddrs(node, links, owned)
 	if err != nil {
@@ -79,7 +79,7 @@ func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool
 		if a.Name == "lo" && ns.Name == "" {
 			continue
 		}
-		list, err := ns.nl.AddrList(l, netlink.FAMILY_ALL)
+		list, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_ALL) })
 		if err != nil {
 			return nil, &OpError{Op: "list addresses", Node: ns.Name, Iface: a.Name, Err: err}
 		}
@@ -91,20 +91,21 @@ func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool
 			ip, _ := netip.AddrFromSlice(addr.IP)
 			p := netip.PrefixFrom(ip.Unmap(), ones)
 			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "address", Key: a.Name + " " + p.String()},
-				Delete: func() error {
-					if err := ns.nl.AddrDel(l, &addr); err != nil && !isNoDevice(err) && !isNotFound(err) {
-						return &OpError{Op: "delete address " + p.String(), Node: ns.Name, Iface: a.Name, Err: err}
+				Delete: ns.later(func(x *NS) error {
+					if err := x.nl.AddrDel(l, &addr); err != nil && !isNoDevice(err) && !isNotFound(err) {
+						return &OpError{Op: "delete address " + p.String(), Node: x.Name, Iface: a.Name, Err: err}
 					}
 					return nil
-				}})
+				})})
 		}
 	}
 	return out, nil
 }
 
 func (ns *NS) observeRoutes(node string, byIndex map[int]netlink.Link) ([]Observed, error) {
-	routes, err := ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC},
-		netlink.RT_FILTER_TABLE)
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, &OpError{Op: "list routes", Node: ns.Name, Err: err}
 	}
@@ -129,12 +130,12 @@ func (ns *NS) observeRoutes(node string, byIndex map[int]netlink.Link) ([]Observ
 		}
 		key := plan.RouteKey(dst, via.Unmap(), dev, r.Priority, tableOf(r.Table))
 		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "route", Key: key},
-			Delete: func() error {
-				if err := ns.nl.RouteDel(&r); err != nil && !isNotFound(err) {
-					return &OpError{Op: "delete route " + key, Node: ns.Name, Err: err}
+			Delete: ns.later(func(x *NS) error {
+				if err := x.nl.RouteDel(&r); err != nil && !isNotFound(err) {
+					return &OpError{Op: "delete route " + key, Node: x.Name, Err: err}
 				}
 				return nil
-			}})
+			})})
 	}
 	return out, nil
 }
@@ -150,7 +151,7 @@ func tableOf(t int) int {
 func (ns *NS) observeRules(node string) ([]Observed, error) {
 	var out []Observed
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rules, err := ns.nl.RuleList(fam)
+		rules, err := dump(func() ([]netlink.Rule, error) { return ns.nl.RuleList(fam) })
 		if err != nil {
 			return nil, &OpError{Op: "list rules", Node: ns.Name, Err: err}
 		}
@@ -160,12 +161,12 @@ func (ns *NS) observeRules(node string) ([]Observed, error) {
 			}
 			text := plan.RuleString(policyRule(r))
 			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "rule", Key: text},
-				Delete: func() error {
-					if err := ns.nl.RuleDel(&r); err != nil && !isNotFound(err) {
-						return &OpError{Op: "delete rule " + text, Node: ns.Name, Err: err}
+				Delete: ns.later(func(x *NS) error {
+					if err := x.nl.RuleDel(&r); err != nil && !isNotFound(err) {
+						return &OpError{Op: "delete rule " + text, Node: x.Name, Err: err}
 					}
 					return nil
-				}})
+				})})
 		}
 	}
 	return out, nil
@@ -207,7 +208,7 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 			value = "uplink masquerade"
 		}
 		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "nftables", Key: key, Value: value},
-			Delete: func() error { return ns.deleteTable(t) }})
+			Delete: ns.later(func(x *NS) error { return x.deleteTable(t) })})
 	}
 	if !host {
 		return out
@@ -221,12 +222,12 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 				continue
 			}
 			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "foreign-rule", Key: "rule " + rest},
-				Delete: func() error {
-					if err := ns.conn().DelRule(r); err != nil {
+				Delete: ns.later(func(x *NS) error {
+					if err := x.conn().DelRule(r); err != nil {
 						return err
 					}
-					return ns.conn().Flush()
-				}})
+					return x.conn().Flush()
+				})})
 		}
 	}
 	return out
@@ -264,4 +265,27 @@ func ObserveHosts(lab string) []Observed {
 func isNotFound(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "no such") || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) ||
 		errors.Is(err, unix.EADDRNOTAVAIL))
+}
+
+// later returns a function that runs f with the namespace opened anew, so
+// that what observe read does not hold a handle per namespace until it is
+// used: a lab of thousands of nodes would run out of descriptors.
+func (ns *NS) later(f func(x *NS) error) func() error {
+	name := ns.Name
+	return func() error {
+		var (
+			x   *NS
+			err error
+		)
+		if name == "" {
+			x, err = Host()
+		} else {
+			x, err = OpenNamed(name)
+		}
+		if err != nil {
+			return err
+		}
+		defer x.Close()
+		return f(x)
+	}
 }

@@ -86,8 +86,10 @@ func (ns *NS) EnsureRoute(spec RouteSpec) (changed bool, err error) {
 	if spec.Dst.Addr().Is6() {
 		family = netlink.FAMILY_V6
 	}
-	have, err := ns.nl.RouteListFiltered(family, &netlink.Route{Dst: want.Dst, Table: table},
-		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	have, err := dump(func() ([]netlink.Route, error) {
+		return ns.nl.RouteListFiltered(family, &netlink.Route{Dst: want.Dst, Table: table},
+			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return false, &OpError{Op: "list routes", Node: ns.Name, Err: err}
 	}
@@ -112,7 +114,9 @@ func sameGw(a, b net.IP) bool {
 
 // Routes returns the routes of the main table in ns, both families.
 func (ns *NS) Routes() ([]netlink.Route, error) {
-	rs, err := ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	rs, err := dump(func() ([]netlink.Route, error) {
+		return ns.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, &OpError{Op: "list routes", Node: ns.Name, Err: fmt.Errorf("%w", err)}
 	}

@@ -260,7 +260,7 @@ func (ns *NS) NeighborFailed(dev string, addr netip.Addr) bool {
 	if addr.Is6() {
 		fam = netlink.FAMILY_V6
 	}
-	neighs, err := ns.nl.NeighList(l.Attrs().Index, fam)
+	neighs, err := dump(func() ([]netlink.Neigh, error) { return ns.nl.NeighList(l.Attrs().Index, fam) })
 	if err != nil {
 		return false
 	}

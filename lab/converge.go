@@ -62,8 +62,8 @@ func (obs *observation) read(lab string) ([]kernel.Observed, error) {
 		if err != nil {
 			return nil, err
 		}
-		obs.open = append(obs.open, ns)
 		facts, err := ns.Observe(name, lab)
+		ns.Close() // Delete opens it again when it is needed
 		if err != nil {
 			return nil, err
 		}

@@ -108,7 +108,7 @@ func fillNode(ns *NodeStatus, h *kernel.NS, lab string, host bool) {
 				TxBytes: st.TxBytes, RxDropped: st.RxDropped, TxDropped: st.TxDropped,
 				RxErrors: st.RxErrors, TxErrors: st.TxErrors}
 		}
-		addrs, _ := h.Netlink().AddrList(l, netlink.FAMILY_ALL)
+		addrs, _ := h.AddrList(l)
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() {
 				continue
