@@ -84,12 +84,16 @@ func Trace(ctx context.Context, t *topology.Topology, from *topology.Node, dst n
 		res.Node, res.Reason = stop, why
 		return res, nil
 	}
-	target := fwd[len(fwd)-1]
-	back, _, stop, why := tr.walk(t.Node(target.Node), dst, src)
-	res.Reply = back
-	if why != "" {
-		res.Node, res.Reason = stop, "no way back: "+why
-		return res, nil
+	if !natOnPath(t, fwd) {
+		// Behind NAT the reply goes to the translated address, which the
+		// lab's routes cannot know: there only the probe can tell.
+		target := fwd[len(fwd)-1]
+		back, _, stop, why := tr.walk(t.Node(target.Node), dst, src)
+		res.Reply = back
+		if why != "" {
+			res.Node, res.Reason = stop, "no way back: "+why
+			return res, nil
+		}
 	}
 	return res, tr.probe(ctx, res, from, src, dst, proto, port)
 }
@@ -141,6 +145,17 @@ func (tr *tracer) walk(n *topology.Node, src, dst netip.Addr) ([]Hop, netip.Addr
 func rpFilterOn(ns *kernel.NS, dev string) bool {
 	for _, k := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf." + dev + ".rp_filter"} {
 		if v, err := ns.Sysctl(k); err == nil && v != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+// natOnPath reports whether a node on the path translates addresses.
+func natOnPath(t *topology.Topology, hops []Hop) bool {
+	for _, h := range hops {
+		n := t.Node(h.Node)
+		if n != nil && (n.NAT != nil || (t.Uplink != nil && t.Uplink.Node == n)) {
 			return true
 		}
 	}
@@ -274,5 +289,6 @@ func (tr *tracer) send(ctx context.Context, from *topology.Node, dst netip.Addr,
 		defer l.Close()
 	}
 	r, err := probe.Connect(ctx, ns, proto, netip.AddrPortFrom(dst, port), 1500*time.Millisecond)
-	return r.Connected, err
+	// A refusal came back from the target: the path works both ways.
+	return r.Connected || r.Outcome == "refused", err
 }

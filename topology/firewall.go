@@ -138,6 +138,13 @@ func (r *resolver) masq(n *Node, fm *FileMasq, what string, snat bool) (Masquera
 			ok = false
 		}
 		m.To = a
+		for _, p := range m.Src {
+			if err == nil && p.Addr().Is4() != a.Is4() {
+				r.errs.add(fm.To.Pos, "%s: to %s and src %s are of different IP versions", what, a, p)
+				ok = false
+				break
+			}
+		}
 	}
 	return m, ok
 }
@@ -158,6 +165,10 @@ func (r *resolver) portForward(n *Node, fp *FilePort, what string) (PortForward,
 	}
 	pf.Port = r.portRange(fp.Port, what)
 	ok = r.checkIf(fp.In, n, what) && ok
+	if fp.ToPort.Set && pf.Port.Lo != pf.Port.Hi {
+		r.errs.add(fp.ToPort.Pos, "%s: a port range is forwarded to the same ports; drop to-port", what)
+		ok = false
+	}
 	if fp.ToPort.Set {
 		if fp.ToPort.Value < 1 || fp.ToPort.Value > 65535 {
 			r.errs.add(fp.ToPort.Pos, "%s: to-port %d is not a port", what, fp.ToPort.Value)

@@ -15,7 +15,11 @@ type pool struct {
 	name         string
 	v4, v6       netip.Prefix
 	size4, size6 int // 0: the default for the use
-	next4, next6 uint64
+	// used4 and used6 are the offsets of the first address not handed
+	// out: subnets of different sizes (a bridge's /24, a link's /31) are
+	// cut one after another, each aligned to its size, so none overlap.
+	used4, used6 *big.Int
+	full4, full6 bool // exhausted, and reported once
 	pos          Pos
 }
 
@@ -76,13 +80,13 @@ func quote(s string) string { return "\"" + s + "\"" }
 // take returns the next subnet of the given family, or false when the
 // pool is exhausted (reported once, at the user's position).
 func (p *pool) take(v6 bool, lan bool, r *resolver, at Pos, what string) (netip.Prefix, bool) {
-	rng, size, next := p.v4, p.size4, &p.next4
+	rng, size := p.v4, p.size4
 	def := 31
 	if lan {
 		def = 24
 	}
 	if v6 {
-		rng, size, next = p.v6, p.size6, &p.next6
+		rng, size = p.v6, p.size6
 		def = 127
 		if lan {
 			def = 64
@@ -94,25 +98,30 @@ func (p *pool) take(v6 bool, lan bool, r *resolver, at Pos, what string) (netip.
 	if size == 0 {
 		size = max(def, rng.Bits())
 	}
-	// next counts in uint64, so a range of 2^64 subnets or more never
-	// runs out; once one has, next stays at exhausted.
-	const exhausted = ^uint64(0)
-	if *next == exhausted {
+	used, full := &p.used4, &p.full4
+	if v6 {
+		used, full = &p.used6, &p.full6
+	}
+	if *full {
 		return netip.Prefix{}, false
 	}
-	if free := size - rng.Bits(); free < 64 && *next >= 1<<free {
-		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %d subnets of /%d; give it a larger range", what, p.name, rng, uint64(1)<<free, size)
-		*next = exhausted // report once
+	if *used == nil {
+		*used = new(big.Int)
+	}
+	bits := rng.Addr().BitLen()
+	blk := new(big.Int).Lsh(big.NewInt(1), uint(bits-size))
+	total := new(big.Int).Lsh(big.NewInt(1), uint(bits-rng.Bits()))
+	start := new(big.Int).Add(*used, new(big.Int).Sub(blk, big.NewInt(1)))
+	start.Div(start, blk).Mul(start, blk) // round up to the subnet's size
+	end := new(big.Int).Add(start, blk)
+	if end.Cmp(total) > 0 {
+		room := new(big.Int).Div(total, blk)
+		r.errs.add(at, "%s: pool %s (%s) is too small: it has room for %s subnets of /%d; give it a larger range", what, p.name, rng, room, size)
+		*full = true
 		return netip.Prefix{}, false
 	}
-	shift := rng.Addr().BitLen() - size
-	start := rng.Masked().Addr()
-	*next++
-	if bits.Len64(*next-1)+shift <= 64 {
-		return netip.PrefixFrom(addOffset(start, (*next-1)<<shift), size), true
-	}
-	step := new(big.Int).Lsh(new(big.Int).SetUint64(*next-1), uint(shift))
-	return netip.PrefixFrom(addBig(start, step), size), true
+	*used = end
+	return netip.PrefixFrom(addBig(rng.Masked().Addr(), start), size), true
 }
 
 // hostAddr returns the k-th usable address (k from 0) of a subnet: /31,
