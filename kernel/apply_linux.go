@@ -92,7 +92,41 @@ func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
 			return e.res, err
 		}
 	}
-	return e.res, nil
+	return e.res, e.settle(p)
+}
+
+// settle waits (two seconds at most) until every bridge port whose cable
+// is up reports its carrier, so that the lab forwards when Apply returns.
+func (e *Executor) settle(p *plan.Plan) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for _, s := range p.Steps {
+		if s.Kind != plan.CreateBridge && !(s.Kind == plan.CreateNamespace && len(s.Node.Bridges) > 0) {
+			continue
+		}
+		if s.Kind == plan.CreateBridge && s.Node.Bridges[0].Name != s.Iface {
+			continue // once per node
+		}
+		var ports []string
+		for _, i := range s.Node.Interfaces {
+			if i.Master != nil && !i.Down && !i.Peer().Down {
+				ports = append(ports, i.Name)
+			}
+		}
+		if len(ports) == 0 {
+			continue
+		}
+		w := &worker{e: e}
+		ns, err := w.ns(s.Node)
+		if err != nil {
+			return err
+		}
+		err = ns.WaitUp(ports, deadline)
+		w.close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unit is work that runs on one worker: step indexes, in plan order.

@@ -88,16 +88,21 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 	return ns.ensureForeign(lab, rules)
 }
 
-// AllowUplink lets the uplink's traffic through foreign forward chains with
-// a drop policy: everything from the lab, and replies to it.
+// AllowUplink lets the uplink's traffic through foreign forward chains
+// with a drop policy, in the two rules iptables-nft itself writes for
+// `-i`/`-o` matches, so `iptables -S` still reads the chain:
 //
 //	iifname "nsr-lab" counter accept
-//	oifname "nsr-lab" ct state established,related counter accept
+//	oifname "nsr-lab" counter accept
+//
+// The second lets the host forward anything to the uplink, not only
+// replies: iptables-nft cannot read a connection-state match written
+// over netlink. The lab node behind it masquerades and forwards only what
+// its own rules allow.
 func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
 	mark := Mark(lab)
 	in := append(matchIfnameIPT(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
-	out := append(matchIfnameIPT(expr.MetaKeyOIFNAME, hostEnd), matchCt(expr.CtKeySTATE, ctBits["established"]|ctBits["related"])...)
-	out = append(out, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
+	out := append(matchIfnameIPT(expr.MetaKeyOIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 	return ns.ensureForeign(lab, []RuleSpec{
 		{Text: mark + " uplink-in", Exprs: in},
 		{Text: mark + " uplink-out", Exprs: out},

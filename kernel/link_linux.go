@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -40,7 +41,7 @@ func (ns *NS) CheckFree(name, mark string) error {
 
 // EnsureBridge creates the bridge (`ip link add NAME type bridge`), marks it
 // and sets it up; an existing bridge of the lab is kept as it is.
-func (ns *NS) EnsureBridge(name, mark string) (created bool, err error) {
+func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr) (created bool, err error) {
 	l, err := ns.linkOwned(name, mark)
 	if err != nil {
 		return false, err
@@ -50,10 +51,17 @@ func (ns *NS) EnsureBridge(name, mark string) (created bool, err error) {
 			return false, &OpError{Op: "ensure bridge", Node: ns.Name, Iface: name,
 				Err: fmt.Errorf("the lab's interface is a %s, not a bridge", l.Type())}
 		}
-		return false, ns.setUp(l)
+		changed, err := ns.ensureLinkAttrs(l, 0, mac)
+		if err != nil {
+			return changed, err
+		}
+		if l.Attrs().Flags&netFlagUp != 0 {
+			return changed, nil
+		}
+		return true, ns.setUp(l)
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-	br.Name = ns.bornName(name, mark)
+	br.Name, br.HardwareAddr = ns.bornName(name, mark), mac
 	if err := ns.nl.LinkAdd(br); err != nil {
 		return false, &OpError{Op: "create bridge", Node: ns.Name, Iface: name, Err: err}
 	}
@@ -274,4 +282,32 @@ func (ns *NS) DeleteLink(l netlink.Link) error {
 		return &OpError{Op: "delete link", Node: ns.Name, Iface: l.Attrs().Name, Err: err}
 	}
 	return nil
+}
+
+// WaitUp waits, until deadline, for the named interfaces to report their
+// carrier (operational state up). A veth learns that its peer came up
+// through the kernel's link watch, up to a second later, and a bridge
+// drops what arrives on a port until then: a probe sent at once would be
+// lost.
+func (ns *NS) WaitUp(names []string, deadline time.Time) error {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for {
+		links, err := dump(func() ([]netlink.Link, error) { return ns.nl.LinkList() })
+		if err != nil {
+			return &OpError{Op: "list links", Node: ns.Name, Err: err}
+		}
+		waiting := 0
+		for _, l := range links {
+			if want[l.Attrs().Name] && l.Attrs().OperState != netlink.OperUp {
+				waiting++
+			}
+		}
+		if waiting == 0 || time.Now().After(deadline) {
+			return nil // past the deadline the ports are as up as they get
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

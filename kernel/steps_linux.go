@@ -39,7 +39,7 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 	case plan.SetSysctl:
 		return w.sysctl(ns, s, fresh)
 	case plan.CreateBridge:
-		changed, err = ns.EnsureBridge(s.Iface, mark)
+		changed, err = ns.EnsureBridge(s.Iface, mark, plan.BridgeMAC(e.Lab, s.Node.Name, s.Iface))
 		return changed, "", err
 	case plan.AddAddress:
 		if fresh {

@@ -29,6 +29,9 @@ func TestUplink(t *testing.T) {
 		t.Errorf("host ip_forward = %q during the lab, want 1", got)
 	}
 	witness.InNS(t, "pc", "ping", "-c", "1", "-W", "2", "198.18.0.1")
+	if out := witness.Run(t, "iptables", "-S", "FORWARD"); !strings.Contains(out, `-A FORWARD -i nsr-uplink -m comment --comment "nsrouter:uplink uplink-in" -j ACCEPT`) {
+		t.Errorf("iptables cannot read the FORWARD chain with the uplink's rules:\n%s", out)
+	}
 	if out := witness.Run(t, "nft", "list", "table", "ip", "nsrouter-uplink"); !strings.Contains(out, `oifname "wan-host" ip saddr 10.254.7.0/30`) {
 		t.Errorf("the host's uplink table:\n%s", out)
 	}

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"hash/fnv"
+	"net"
 	"strings"
 
 	"github.com/nsrouter/nsrouter/topology"
@@ -73,4 +75,16 @@ func RuleString(r *topology.PolicyRule) string {
 		parts = append(parts, fmt.Sprintf("fwmark %#x", r.FwMark))
 	}
 	return strings.Join(append(parts, fmt.Sprintf("lookup %d", r.Table)), " ")
+}
+
+// BridgeMAC is the fixed hardware address nsrouter gives a bridge: a
+// locally administered address from a hash of the lab, node and bridge.
+// A bridge without one takes the lowest address of its ports, and changes
+// it when that port leaves, which makes its neighbours' ARP entries stale
+// for seconds.
+func BridgeMAC(lab, node, bridge string) net.HardwareAddr {
+	h := fnv.New64a()
+	h.Write([]byte(lab + "/" + node + "/" + bridge))
+	b := h.Sum(nil)
+	return net.HardwareAddr{0x02, b[0], b[1], b[2], b[3], b[4]}
 }

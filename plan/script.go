@@ -81,7 +81,7 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 	case SetSysctl:
 		return []string{execIn(n) + "sysctl -qw " + s.Key + "=" + shq(s.Value)}
 	case CreateBridge:
-		out := []string{ipIn(n) + " link add " + s.Iface + " type bridge"}
+		out := []string{ipIn(n) + " link add " + s.Iface + " address " + BridgeMAC(p.Lab, n.Name, s.Iface).String() + " type bridge"}
 		if n.Host {
 			out = append(out, ipIn(n)+" link set "+s.Iface+" alias "+mark)
 		}
