@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -203,9 +204,9 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 			continue
 		}
 		key := familyName(t.Family) + " " + t.Name
-		value := ""
-		if host {
-			value = "uplink masquerade"
+		value := "uplink masquerade"
+		if !host {
+			value = ns.tableDigest(t)
 		}
 		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "nftables", Key: key, Value: value},
 			Delete: ns.later(func(x *NS) error { return x.deleteTable(t) })})
@@ -288,4 +289,28 @@ func (ns *NS) later(f func(x *NS) error) func() error {
 		defer x.Close()
 		return f(x)
 	}
+}
+
+// tableDigest renders a table's chains as NodeRules does and digests them,
+// so the file's rules and the kernel's compare.
+func (ns *NS) tableDigest(t *nftables.Table) string {
+	chains, _ := ns.conn().ListChainsOfTableFamily(t.Family)
+	var out []plan.ChainText
+	for _, c := range chains {
+		if c.Table.Name != t.Name || c.Hooknum == nil || c.Priority == nil || c.Policy == nil {
+			continue
+		}
+		policy := "accept"
+		if *c.Policy == nftables.ChainPolicyDrop {
+			policy = "drop"
+		}
+		ct := plan.ChainText{Name: c.Name,
+			Head: fmt.Sprintf("type %s hook %s priority %d; policy %s;", c.Type, hookNames[*c.Hooknum], *c.Priority, policy)}
+		rules, _ := ns.conn().GetRules(t, c)
+		for _, r := range rules {
+			ct.Rules = append(ct.Rules, plan.RuleLine{Comment: commentOf(r)})
+		}
+		out = append(out, ct)
+	}
+	return plan.ChainsDigest(out)
 }

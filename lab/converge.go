@@ -84,7 +84,7 @@ func factsOf(obs []kernel.Observed) []plan.Fact {
 // chains are never listed as missing: they exist only where such a chain
 // drops, which up finds out for itself.
 func difference(t *topology.Topology, have []kernel.Observed) []plan.Change {
-	changes := plan.Diff(plan.Facts(t), factsOf(have))
+	changes := plan.Diff(plan.Facts(t, kernel.NodeRules), factsOf(have))
 	return slices.DeleteFunc(changes, func(c plan.Change) bool {
 		return c.Op == '+' && c.Fact.Kind == "foreign-rule"
 	})

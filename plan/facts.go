@@ -80,8 +80,10 @@ func Diff(want, have []Fact) []Change {
 	return out
 }
 
-// Facts lists what the topology wants in the kernel.
-func Facts(t *topology.Topology) []Fact {
+// Facts lists what the topology wants in the kernel. With rules (the
+// kernel layer's renderer), a node's nftables table carries a digest of
+// its chains and rule texts, so a changed rule shows as a change.
+func Facts(t *topology.Topology, rules RuleTexts) []Fact {
 	var out []Fact
 	add := func(n *topology.Node, kind, key, value string) {
 		out = append(out, Fact{Node: n.Name, Kind: kind, Key: key, Value: value})
@@ -119,12 +121,24 @@ func Facts(t *topology.Topology) []Fact {
 		for _, r := range n.Rules {
 			add(n, "rule", RuleString(r), "")
 		}
-		nodeFirewallFacts(t, n, add)
+		nodeFirewallFacts(t, n, add, rules)
 	}
 	return out
 }
 
-func nodeFirewallFacts(t *topology.Topology, n *topology.Node, add func(*topology.Node, string, string, string)) {
+// ChainsDigest is a short digest of a table's chains as nft -f reads them.
+func ChainsDigest(chains []ChainText) string {
+	var b strings.Builder
+	for _, c := range chains {
+		fmt.Fprintf(&b, "chain %s\n%s\n", c.Name, c.Head)
+		for _, r := range c.Rules {
+			b.WriteString(r.Comment + "\n")
+		}
+	}
+	return HostsDigest([]byte(b.String()))
+}
+
+func nodeFirewallFacts(t *topology.Topology, n *topology.Node, add func(*topology.Node, string, string, string), rules RuleTexts) {
 	if n.Host {
 		// Rules in other programs' chains exist only where such a chain
 		// drops; these facts only keep wanted ones from being removed.
@@ -138,10 +152,18 @@ func nodeFirewallFacts(t *topology.Topology, n *topology.Node, add func(*topolog
 		}
 		return
 	}
-	if n.Firewall == nil && n.NAT == nil && (t.Uplink == nil || t.Uplink.Node != n) {
+	nat := n.NAT
+	if t.Uplink != nil && t.Uplink.Node == n {
+		nat = uplinkNAT(t, nat)
+	}
+	if n.Firewall == nil && nat == nil {
 		return
 	}
-	add(n, "nftables", "inet nsrouter-"+t.Name, "")
+	digest := ""
+	if rules != nil {
+		digest = ChainsDigest(rules(t.Name, n, n.Firewall, nat))
+	}
+	add(n, "nftables", "inet nsrouter-"+t.Name, digest)
 }
 
 // RouteKey identifies a route: the device counts only when there is no

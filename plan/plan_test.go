@@ -75,7 +75,7 @@ func TestDiff(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(wantLines, "\n") {
 		t.Errorf("diff:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantLines, "\n"))
 	}
-	if d := Diff(Facts(topology.Builtin()), Facts(topology.Builtin())); len(d) != 0 {
+	if d := Diff(Facts(topology.Builtin(), nil), Facts(topology.Builtin(), nil)); len(d) != 0 {
 		t.Errorf("a topology differs from itself: %v", d)
 	}
 }
