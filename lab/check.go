@@ -53,10 +53,7 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 			ns.Close()
 		}
 	}()
-	listeners, err := startListeners(t, nss)
-	if err != nil {
-		return nil, err
-	}
+	listeners, failed := startListeners(t, nss)
 	defer func() {
 		for _, l := range listeners {
 			l.Close()
@@ -71,6 +68,11 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if err := failed[listenerKeyOf(e)]; err != nil {
+				rep.Results[i] = CheckResult{From: e.From.Name, To: e.To, Proto: e.Proto, Addr: e.Addr.String(),
+					Expect: "reach", Line: e.Line, Detail: err.Error()}
+				return
+			}
 			rep.Results[i] = runExpectation(ctx, nss[e.From.Name], e)
 		}()
 	}
@@ -139,28 +141,32 @@ type listenerKey struct {
 	port  uint16
 }
 
+func listenerKeyOf(e *topology.Expectation) listenerKey {
+	if e.Proto == "icmp" || e.Server == nil {
+		return listenerKey{}
+	}
+	return listenerKey{e.Server.Name, e.Proto, e.ServerPort}
+}
+
 // startListeners starts the tcp and udp listeners the expectations need,
-// one per node, protocol and port.
-func startListeners(t *topology.Topology, nss map[string]*kernel.NS) (map[listenerKey]*probe.Listener, error) {
+// one per node, protocol and port. A listener that cannot start (the port
+// is taken) fails only the expectations that need it.
+func startListeners(t *topology.Topology, nss map[string]*kernel.NS) (map[listenerKey]*probe.Listener, map[listenerKey]error) {
 	out := map[listenerKey]*probe.Listener{}
+	failed := map[listenerKey]error{}
 	for _, e := range t.Expect {
-		if e.Proto == "icmp" || e.Server == nil {
-			continue
-		}
-		k := listenerKey{e.Server.Name, e.Proto, e.ServerPort}
-		if _, ok := out[k]; ok {
+		k := listenerKeyOf(e)
+		if k == (listenerKey{}) || out[k] != nil || failed[k] != nil {
 			continue
 		}
 		l, err := probe.Listen(nss[k.node], k.proto, k.port)
 		if err != nil {
-			for _, l := range out {
-				l.Close()
-			}
-			return nil, err
+			failed[k] = err
+			continue
 		}
 		out[k] = l
 	}
-	return out, nil
+	return out, failed
 }
 
 func runExpectation(ctx context.Context, ns *kernel.NS, e *topology.Expectation) CheckResult {
