@@ -33,7 +33,8 @@ Usage:
   nsrouter up       [FILE] [--quiet] [--dry-run]  build the lab, or apply the file's changes
   nsrouter down     [FILE | -l LAB | --all]   remove everything the lab made
   nsrouter list     [--json]                  the labs found in the kernel
-  nsrouter status   [FILE] [--json] [--watch] what exists of the lab, with packet counters
+  nsrouter status   [FILE] [--json] [--watch] [--interval D]
+                                              what exists of the lab, with packet counters
   nsrouter check    [FILE] [--json]           run the file's expectations
   nsrouter exec     NODE -- CMD [ARG...]      run CMD inside NODE
   nsrouter validate FILE                      parse and validate only
