@@ -87,7 +87,7 @@ func TestScriptLines(t *testing.T) {
 	for _, want := range []string{
 		"ip netns add ns0",
 		"ip -n ns0 link set lo alias nsrouter:classic",
-		"ip link add br0 type bridge",
+		"ip link add br0 address " + BridgeMAC("classic", "host", "br0").String() + " type bridge",
 		"ip link add eth0 netns ns0 type veth peer name ns0-eth0",
 		"ip link set ns0-eth0 master br0",
 		"ip -n ns0 addr add 10.11.0.2/24 dev eth0",
