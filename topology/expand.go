@@ -41,7 +41,7 @@ func (r *resolver) expandGroups(f *File) {
 			name := fmt.Sprintf("%s%d", g.Name.Value, k)
 			if existing[name] {
 				r.errs.add(g.Name.Pos, "%s: member %s clashes with another node of that name", what, name)
-				return
+				break // the other groups still get checked
 			}
 			existing[name] = true
 			f.Nodes = append(f.Nodes, Entry[FileNode]{Key: name, KeyPos: g.Name.Pos, Value: FileNode{

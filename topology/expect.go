@@ -122,9 +122,6 @@ func (r *resolver) target(s String, what string) (netip.Addr, *Node) {
 }
 
 func (r *resolver) targetFamily(s String, fam String, what string) (netip.Addr, *Node) {
-	if a, err := netip.ParseAddr(s.Value); err == nil {
-		return a, r.owner(a)
-	}
 	want := 0
 	switch fam.Value {
 	case "":
@@ -134,6 +131,9 @@ func (r *resolver) targetFamily(s String, fam String, what string) (netip.Addr, 
 		want = 6
 	default:
 		r.errs.add(fam.Pos, "%s: family %q must be ipv4 or ipv6", what, fam.Value)
+	}
+	if a, err := netip.ParseAddr(s.Value); err == nil {
+		return a, r.owner(a)
 	}
 	nodeName, ifName, named := strings.Cut(s.Value, ":")
 	n := r.node(String{Value: nodeName, Pos: s.Pos}, what)

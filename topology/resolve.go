@@ -255,6 +255,9 @@ func (r *resolver) link(what string, fl *FileLink, used map[string]Pos) {
 	}
 	if fl.Pool.Set {
 		r.linkPools[l] = fl.Pool
+		if l.B.Master != nil {
+			r.lookupPool(fl.Pool, what) // unused on a bridge, but still a name to check
+		}
 	}
 	r.t.Links = append(r.t.Links, l)
 }
