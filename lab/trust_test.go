@@ -338,7 +338,9 @@ expect:
 	}
 	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
 	openBefore := openFiles(t)
-	if _, err := lab.Up(ctx(t), top, []byte(src), lab.Options{}); err != nil {
+	long, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a loaded machine is slow
+	defer cancel()
+	if _, err := lab.Up(long, top, []byte(src), lab.Options{}); err != nil {
 		t.Fatalf("up of 1,000 hosts with 256 open files allowed: %v", err)
 	}
 	if rep := check(t, top); rep.Failed != 0 {
