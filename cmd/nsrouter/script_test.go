@@ -36,27 +36,35 @@ func TestScriptBuildsTheSameNetwork(t *testing.T) {
 			if out, err := exec.Command("sh", path).CombinedOutput(); err != nil {
 				t.Fatalf("the script failed: %v\n%s", err, out)
 			}
-			settle()
-			byScript := witness.Semantic(t)
+			byScript := stable(t)
 			mustRun(t, "down", f)
 			if out := witness.Run(t, "sh", "-c", "ip netns list | grep -v '^inet-sim'; true"); strings.TrimSpace(out) != "" {
 				t.Fatalf("down left namespaces of the script's lab: %s", out)
 			}
 			mustRun(t, "up", f)
-			// The kernel finishes some work (IPv6 address routes, carrier)
-			// on its own queues; on a loaded machine that can take seconds.
-			var byUp string
-			for range 5 {
-				settle()
-				if byUp = witness.Semantic(t); byUp == byScript {
-					break
-				}
-			}
-			if byUp != byScript {
+			if byUp := stable(t); byUp != byScript {
 				t.Errorf("the script and up build different networks:\n%s", witness.Diff(byScript, byUp))
 			}
 		})
 	}
+}
+
+// stable takes snapshots until two in a row agree (five at most): the
+// kernel finishes some work (carrier changes, IPv6 address routes) on its
+// own queues, which on a loaded machine can take seconds.
+func stable(t *testing.T) string {
+	t.Helper()
+	settle()
+	prev := witness.Semantic(t)
+	for range 4 {
+		settle()
+		cur := witness.Semantic(t)
+		if cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
 }
 
 // settle waits for the kernel's link watch, which reports carrier changes
