@@ -95,7 +95,7 @@ done
 	echo "versions: nsrouter $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?');" \
 		"$(go version | awk '{print $3}'); $(ip -V 2>&1 | head -1)"
 	echo "sizes: $NS$( ((BIG)) && echo ' 10000 (star)'); runs: $RUNS (ip at N>=1000: $IP_RUNS," \
-		"N=10000: $BIG_RUNS); methods: $METHODS; open files limit: $(ulimit -n)"
+		"N=10000: $BIG_RUNS); methods: $METHODS; open files: nsrouter ${NSR_NOFILE:-1024}, others $(ulimit -n)"
 	echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/info.txt"
 

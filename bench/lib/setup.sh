@@ -9,25 +9,29 @@
 #   SHAPES NS RUNS what the harness loops over
 #   IP_RUNS        runs of the ip method at N >= 1000 (it takes ~20 s each)
 #   BIG BIG_RUNS   1: also the 10,000-host star, nsrouter and go4 only
+#
+# nsrouter runs with at most 1,024 open files (NSR_NOFILE), the usual soft
+# limit, so a lab that needed a descriptor per namespace would fail here.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/guard.sh"
 
+NOFILE=${NSR_NOFILE:-1024}
 TOOL_VERIFY="$HERE/verify.sh $NSR $TOPO/{SHAPE}-{N}.yaml {N}"
 
 harness() { # methods shapes sizes runs [largest N of the ip method]
 	[[ -n $1 && -n $3 ]] || return 0
 	BN_MAXN_ip=${5:-999999} BN_OUT="$OUT/setup.csv" BN_METHODS="$1" BN_SHAPES="$2" BN_NS="$3" BN_RUNS="$4" \
-		BN_TOOL_UP="$NSR up --quiet $TOPO/{SHAPE}-{N}.yaml" \
-		BN_TOOL_DOWN="$NSR down $TOPO/{SHAPE}-{N}.yaml" \
+		BN_TOOL_UP="ulimit -n $NOFILE && $NSR up --quiet $TOPO/{SHAPE}-{N}.yaml" \
+		BN_TOOL_DOWN="ulimit -n $NOFILE && $NSR down $TOPO/{SHAPE}-{N}.yaml" \
 		BN_TOOL_VERIFY="$TOOL_VERIFY" BN_TIMEOUT=${BN_TIMEOUT:-600} \
 		"$SHARED/lib/bench_setup.sh" 2>&1 | grep -v '^Warning: Linux bridge'
 }
 
 # The ip method (one process per step) at N >= 1000 takes 20 s a run, so it
 # gets its own number of runs there.
-small= large=
-for n in $NS; do if ((n < 1000)); then small+=" $n"; else large+=" $n"; fi; done
+large=
+for n in $NS; do ((n < 1000)) || large+=" $n"; done
 if [[ " $METHODS " == *" ip "* && $IP_RUNS != "$RUNS" ]]; then
 	harness "$METHODS" "$SHAPES" "$NS" "$RUNS" 999
 	harness "ip" "$SHAPES" "$large" "$IP_RUNS"
