@@ -21,7 +21,24 @@ var volatile = map[string]bool{
 	"valid_life_time": true, "preferred_life_time": true, "stats64": true, "num_tx_queues": true,
 	"num_rx_queues": true, "gso_max_size": true, "gso_max_segs": true, "parentbus": true, "parentdev": true,
 	"bridge_id": true, "root_id": true, "hello_timer": true, "tcn_timer": true, "topology_change_timer": true,
-	"gc_timer": true, "port_id": true, "port_no": true, "designated_port": true, "designated_bridge": true, "designated_root": true, "forward_delay_timer": true, "message_age_timer": true, "hold_timer": true, "inet6_addr_gen_mode": true, "id": true, "no": true, "hash_elasticity": true,
+	"gc_timer": true, "operstate": true, "port_id": true, "port_no": true, "designated_port": true, "designated_bridge": true, "designated_root": true, "forward_delay_timer": true, "message_age_timer": true, "hold_timer": true, "inet6_addr_gen_mode": true, "id": true, "no": true, "hash_elasticity": true,
+}
+
+// carrierless drops the carrier flags from an interface's flags: the
+// kernel reports a peer's state change through its link watch, late on a
+// busy machine; whether each end is UP is what was configured.
+func carrierless(x any) any {
+	list, ok := x.([]any)
+	if !ok {
+		return x
+	}
+	var out []any
+	for _, f := range list {
+		if f != "NO-CARRIER" && f != "LOWER_UP" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // clean drops volatile fields and link-local addresses and routes.
@@ -30,7 +47,11 @@ func clean(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, x := range v {
-			if !volatile[k] {
+			switch {
+			case volatile[k]:
+			case k == "flags":
+				out[k] = carrierless(x)
+			default:
 				out[k] = clean(x)
 			}
 		}
