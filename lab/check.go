@@ -175,6 +175,11 @@ func runExpectation(ctx context.Context, ns *kernel.NS, e *topology.Expectation)
 	}
 	r := CheckResult{From: e.From.Name, To: e.To, Proto: e.Proto, Addr: e.Addr.String(), Expect: "reach", Line: e.Line}
 	opt := probe.PingOptions{}
+	if e.Addr.Is6() {
+		// Neighbour discovery retries once a second, and on a busy machine
+		// its first solicitations can go unanswered: give it two more.
+		opt = probe.PingOptions{Count: 12, Timeout: 5 * time.Second}
+	}
 	if !e.Reach {
 		r.Expect = "blocked"
 		opt = probe.PingOptions{Count: 3, Timeout: time.Second}
