@@ -15,6 +15,7 @@ import (
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/lab"
 	"github.com/nsrouter/nsrouter/plan"
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // parse parses flags that may stand before, between or after the
@@ -44,6 +45,16 @@ func parse(fs *flag.FlagSet, args []string, maxPos int) ([]string, error) {
 	return pos, nil
 }
 
+// loadArgs parses a command's flags and loads the topology its one
+// optional FILE argument names.
+func (e *env) loadArgs(fs *flag.FlagSet, args []string) (*topology.Topology, []byte, error) {
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.load(fileArg(pos))
+}
+
 func fileArg(pos []string) string {
 	if len(pos) == 0 {
 		return ""
@@ -55,11 +66,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	quiet := fs.Bool("quiet", false, "print nothing on success")
 	dry := fs.Bool("dry-run", false, "print the difference between the file and the kernel, change nothing")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	t, src, err := e.load(fileArg(pos))
+	t, src, err := e.loadArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -300,11 +307,7 @@ func dash(s string) string {
 func cmdCheck(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	t, _, err := e.load(fileArg(pos))
+	t, _, err := e.loadArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -382,11 +385,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 
 func cmdScript(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("script", flag.ContinueOnError)
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	t, _, err := e.load(fileArg(pos))
+	t, _, err := e.loadArgs(fs, args)
 	if err != nil {
 		return err
 	}
