@@ -73,6 +73,8 @@ func Snapshot(t testing.TB) string {
 	section("rules6", Run(t, "ip", "-j", "-6", "rule", "show"))
 	section("nftables", Run(t, "nft", "-j", "list", "ruleset"))
 	section("netns", Run(t, "ip", "netns", "list"))
+	section("iptables-legacy", Legacy(t, "iptables-legacy-save"))
+	section("ip6tables-legacy", Legacy(t, "ip6tables-legacy-save"))
 	for _, s := range Sysctls {
 		v, err := os.ReadFile("/proc/sys/" + s)
 		if err != nil {
@@ -81,6 +83,26 @@ func Snapshot(t testing.TB) string {
 		section(s, strings.TrimSpace(string(v)))
 	}
 	return b.String()
+}
+
+// Legacy returns what iptables-legacy-save (or ip6tables-legacy-save)
+// prints of the legacy tables, without the comment lines and counters that
+// change with time and traffic; empty when no legacy table is loaded.
+func Legacy(t testing.TB, save string) string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(Run(t, save), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, ":") { // ":FORWARD DROP [12:840]"
+			if i := strings.LastIndex(line, " ["); i > 0 {
+				line = line[:i]
+			}
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 // Diff returns the lines of a and b that differ, for test messages.
