@@ -1,9 +1,7 @@
 package kernel
 
 import (
-	"bytes"
 	"errors"
-	"os"
 	"strings"
 
 	"github.com/google/nftables"
@@ -26,9 +24,15 @@ type ForeignChain struct {
 	Family string // ip, ip6 or inet
 	Table  string
 	Chain  string
+	Legacy bool `json:",omitempty"` // an iptables-legacy table, not nftables
 }
 
-func (c ForeignChain) String() string { return c.Family + " " + c.Table + " " + c.Chain }
+func (c ForeignChain) String() string {
+	if c.Legacy {
+		return c.Family + " " + c.Table + " " + c.Chain + " (iptables-legacy)"
+	}
+	return c.Family + " " + c.Table + " " + c.Chain
+}
 
 var familyNames = map[nftables.TableFamily]string{
 	nftables.TableFamilyIPv4: "ip",
@@ -46,8 +50,9 @@ func ownsRule(r *nftables.Rule, mark string) bool {
 }
 
 // forwardDrops lists the base chains of other programs on the forward hook
-// whose policy is drop and whose family sees bridged frames in ns.
-func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
+// whose policy is drop and which see the traffic: routed IPv4 always,
+// bridged frames only in the families br_netfilter sends them to.
+func (ns *NS) forwardDrops(lab string, routed bool) ([]*nftables.Chain, error) {
 	v4, _ := ns.Sysctl("net.bridge.bridge-nf-call-iptables")
 	v6, _ := ns.Sysctl("net.bridge.bridge-nf-call-ip6tables")
 	chains, err := ns.conn().ListChains()
@@ -60,14 +65,14 @@ func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
 			c.Policy == nil || *c.Policy != nftables.ChainPolicyDrop {
 			continue
 		}
-		sees := false
+		var sees bool
 		switch c.Table.Family {
 		case nftables.TableFamilyIPv4:
-			sees = v4 == "1"
+			sees = routed || v4 == "1"
 		case nftables.TableFamilyIPv6:
-			sees = v6 == "1"
+			sees = !routed && v6 == "1"
 		case nftables.TableFamilyINet:
-			sees = v4 == "1" || v6 == "1"
+			sees = routed || v4 == "1" || v6 == "1"
 		}
 		if sees {
 			out = append(out, c)
@@ -80,12 +85,14 @@ func (ns *NS) forwardDrops(lab string) ([]*nftables.Chain, error) {
 // lets frames cross each of the bridges, and returns those chains.
 func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
 	var rules []RuleSpec
+	var legacy []xtRule
 	for _, br := range bridges {
 		e := append(matchIfnameIPT(expr.MetaKeyIIFNAME, br), matchIfnameIPT(expr.MetaKeyOIFNAME, br)...)
 		rules = append(rules, RuleSpec{Text: bridgedRuleComment(Mark(lab), br),
 			Exprs: append(e, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})})
+		legacy = append(legacy, xtRule{In: br, Out: br, Comment: bridgedRuleComment(Mark(lab), br)})
 	}
-	return ns.ensureForeign(lab, rules)
+	return ns.ensureBoth(lab, rules, legacy, false)
 }
 
 // AllowUplink lets the uplink's traffic through foreign forward chains
@@ -103,16 +110,27 @@ func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
 	mark := Mark(lab)
 	in := append(matchIfnameIPT(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 	out := append(matchIfnameIPT(expr.MetaKeyOIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
-	return ns.ensureForeign(lab, []RuleSpec{
+	return ns.ensureBoth(lab, []RuleSpec{
 		{Text: mark + " uplink-in", Exprs: in},
 		{Text: mark + " uplink-out", Exprs: out},
-	})
+	}, []xtRule{
+		{In: hostEnd, Comment: mark + " uplink-in"},
+		{Out: hostEnd, Comment: mark + " uplink-out"},
+	}, true)
+}
+
+// ensureBoth puts the rules into the nftables chains and their twins into
+// the iptables-legacy FORWARD chains that drop.
+func (ns *NS) ensureBoth(lab string, rules []RuleSpec, legacy []xtRule, routed bool) ([]ForeignChain, bool, error) {
+	chains, changed, err := ns.ensureForeign(lab, rules, routed)
+	lc, lchanged, lerr := ns.legacyEnsure(legacy, routed)
+	return append(chains, lc...), changed || lchanged, errors.Join(err, lerr)
 }
 
 // ensureForeign puts each rule, identified by its comment, at the head of
 // every foreign forward chain with a drop policy, unless it is there.
-func (ns *NS) ensureForeign(lab string, rules []RuleSpec) (chains []ForeignChain, changed bool, err error) {
-	drops, err := ns.forwardDrops(lab)
+func (ns *NS) ensureForeign(lab string, rules []RuleSpec, routed bool) (chains []ForeignChain, changed bool, err error) {
+	drops, err := ns.forwardDrops(lab, routed)
 	if err != nil {
 		return nil, false, err
 	}
@@ -149,8 +167,14 @@ func hasComment(rules []*nftables.Rule, want string) bool {
 }
 
 // RemoveForeignRules deletes every rule the lab put into chains it does
-// not own, returning how many.
+// not own, nftables and iptables-legacy, returning how many.
 func (ns *NS) RemoveForeignRules(lab string) (int, error) {
+	n, err := ns.removeForeignNFT(lab)
+	k, lerr := ns.legacyRemove(Mark(lab))
+	return n + k, errors.Join(err, lerr)
+}
+
+func (ns *NS) removeForeignNFT(lab string) (int, error) {
 	mark := Mark(lab)
 	chains, err := ns.conn().ListChains()
 	if err != nil {
@@ -186,17 +210,4 @@ func (ns *NS) RemoveForeignRules(lab string) (int, error) {
 		return n, &OpError{Op: "remove rules in foreign chains", Node: ns.Name, Err: err}
 	}
 	return n, nil
-}
-
-// LegacyFilterPresent reports whether the iptables-legacy filter table is
-// loaded in ns. nsrouter cannot add rules there over netlink; the caller
-// warns instead.
-func (ns *NS) LegacyFilterPresent() bool {
-	found := false
-	_ = ns.Do(func() error {
-		b, err := os.ReadFile("/proc/thread-self/net/ip_tables_names")
-		found = err == nil && bytes.Contains(b, []byte("filter"))
-		return nil
-	})
-	return found
 }

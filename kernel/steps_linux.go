@@ -245,12 +245,6 @@ func (w *worker) allowBridged(ns *NS, bridges []*topology.Bridge) (bool, string,
 	if len(chains) > 0 {
 		note = fmt.Sprintf("accept rules in %d foreign forward chains", len(chains))
 	}
-	if ns.LegacyFilterPresent() {
-		w.e.Log.Warn("the host has an iptables-legacy filter table; nsrouter cannot add rules there. "+
-			"If its FORWARD policy is DROP, frames across the lab bridges are dropped: "+
-			"allow them with iptables-legacy -I FORWARD -i BRIDGE -o BRIDGE -j ACCEPT",
-			"bridges", names)
-	}
 	return changed, note, err
 }
 

@@ -192,7 +192,10 @@ func allowBridgedCommands(bridges []*topology.Bridge, mark string) []string {
 	var out []string
 	for _, br := range names {
 		out = append(out, fmt.Sprintf("if iptables -S FORWARD 2>/dev/null | grep -q '^-P FORWARD DROP'; then\n"+
-			"  iptables -I FORWARD -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT\nfi", br, br, mark, br))
+			"  iptables -I FORWARD -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT\nfi", br, br, mark, br),
+			// Asking iptables-legacy about a table that is not loaded would create it.
+			fmt.Sprintf("if grep -qx filter /proc/net/ip_tables_names 2>/dev/null && iptables-legacy -S FORWARD | grep -q '^-P FORWARD DROP'; then\n"+
+				"  iptables-legacy -w -I FORWARD -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT\nfi", br, br, mark, br))
 	}
 	return out
 }
