@@ -89,7 +89,7 @@ func (ns *NS) remember(l netlink.Link) {
 
 // SetUpFresh brings up an interface this run created, unless it was
 // created up.
-func (ns *NS) SetUpFresh(name string) error {
+func (ns *NS) SetUpFresh(name string, noLL6 bool) error {
 	l, err := ns.link(name)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (ns *NS) SetUpFresh(name string) error {
 	if l.Attrs().Flags&net.FlagUp != 0 {
 		return nil
 	}
-	return ns.setUp(l)
+	return ns.setUp(l, noLL6)
 }
 
 // AddrList lists an interface's addresses, both families.

@@ -43,6 +43,7 @@ type Executor struct {
 	fresh   map[string]bool // namespaces this run created: nothing to check in them
 	birth   map[string]string
 	birthMu sync.Once
+	bridges map[string]int // NODE\x00BRIDGE: interface index, for bridge ports created fresh
 }
 
 // StepResult is what one step of the plan (same index) did.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // linkOwned returns the link called name in ns if it carries mark, nil if
@@ -39,9 +41,10 @@ func (ns *NS) CheckFree(name, mark string) error {
 	return err
 }
 
-// EnsureBridge creates the bridge (`ip link add NAME type bridge`), marks it
-// and sets it up; an existing bridge of the lab is kept as it is.
-func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr) (created bool, err error) {
+// EnsureBridge creates the bridge (`ip link add NAME type bridge
+// mcast_snooping 0|1`), marks it and sets it up; an existing bridge of the
+// lab keeps its ports and gets the MAC and snooping asked for.
+func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr, snooping bool) (created bool, err error) {
 	l, err := ns.linkOwned(name, mark)
 	if err != nil {
 		return false, err
@@ -55,12 +58,22 @@ func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr) (created boo
 		if err != nil {
 			return changed, err
 		}
+		if b, ok := l.(*netlink.Bridge); ok && (b.MulticastSnooping == nil || *b.MulticastSnooping != snooping) {
+			// Only the one setting: the whole link as read back holds
+			// attributes the kernel refuses to be sent again.
+			only := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+			only.Index, only.Name = l.Attrs().Index, l.Attrs().Name
+			if err := ns.nl.BridgeSetMcastSnoop(only, snooping); err != nil {
+				return changed, &OpError{Op: "set multicast snooping", Node: ns.Name, Iface: name, Err: err}
+			}
+			changed = true
+		}
 		if l.Attrs().Flags&netFlagUp != 0 {
 			return changed, nil
 		}
-		return true, ns.setUp(l)
+		return true, ns.setUp(l, false)
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs(), MulticastSnooping: &snooping}
 	br.Name, br.HardwareAddr = ns.bornName(name, mark), mac
 	if err := ns.nl.LinkAdd(br); err != nil {
 		return false, &OpError{Op: "create bridge", Node: ns.Name, Iface: name, Err: err}
@@ -229,7 +242,7 @@ func (ns *NS) ensureMaster(l netlink.Link, master string) error {
 }
 
 // SetUp brings the interface up (`ip link set NAME up`) unless it is.
-func (ns *NS) SetUp(name string) (changed bool, err error) {
+func (ns *NS) SetUp(name string, noLL6 bool) (changed bool, err error) {
 	l, err := ns.nl.LinkByName(name)
 	if err != nil {
 		return false, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
@@ -237,10 +250,19 @@ func (ns *NS) SetUp(name string) (changed bool, err error) {
 	if l.Attrs().Flags&netFlagUp != 0 {
 		return false, nil
 	}
-	return true, ns.setUp(l)
+	return true, ns.setUp(l, noLL6)
 }
 
-func (ns *NS) setUp(l netlink.Link) error {
+// setUp brings a link up. With noLL6 its IPv6 address generation is set
+// to none first, so it comes up without a link-local address (the kernel
+// refuses that setting when a link is created).
+func (ns *NS) setUp(l netlink.Link, noLL6 bool) error {
+	if noLL6 {
+		if err := ns.nl.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE); err != nil &&
+			!errors.Is(err, unix.EAFNOSUPPORT) { // IPv6 is off in the namespace: nothing to avoid
+			return &OpError{Op: "turn off IPv6 address generation", Node: ns.Name, Iface: l.Attrs().Name, Err: err}
+		}
+	}
 	if err := ns.nl.LinkSetUp(l); err != nil {
 		return &OpError{Op: "set link up", Node: ns.Name, Iface: l.Attrs().Name, Err: err}
 	}

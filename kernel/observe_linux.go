@@ -44,6 +44,9 @@ func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 		}
 		owned[a.Index] = true
 		v := l.Type()
+		if br, ok := l.(*netlink.Bridge); ok && br.MulticastSnooping != nil && *br.MulticastSnooping {
+			v += " multicast-snooping"
+		}
 		if m, ok := byIndex[a.MasterIndex]; ok && a.MasterIndex != 0 {
 			v += " master " + m.Attrs().Name
 		}

@@ -24,8 +24,8 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 		return w.createNamespace(s.Node.Name)
 	case plan.CreateVeth:
 		l := s.Veth
-		if l.A.Master == nil && l.B.Master == nil && !l.A.Node.Host && !l.B.Node.Host &&
-			e.isFresh(l.A.Node.Name) && e.isFresh(l.B.Node.Name) {
+		if a, b := freshEnds(l); b.Master == nil && !a.Node.Host && !b.Node.Host &&
+			e.isFresh(a.Node.Name) && e.isFresh(b.Node.Name) {
 			return w.createFreshVeth(l)
 		}
 		return w.createVeth(l, mark)
@@ -39,7 +39,7 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 	case plan.SetSysctl:
 		return w.sysctl(ns, s, fresh)
 	case plan.CreateBridge:
-		changed, err = ns.EnsureBridge(s.Iface, mark, plan.BridgeMAC(e.Lab, s.Node.Name, s.Iface))
+		changed, err = ns.EnsureBridge(s.Iface, mark, plan.BridgeMAC(e.Lab, s.Node.Name, s.Iface), s.Node.Bridge(s.Iface).Snooping)
 		return changed, "", err
 	case plan.AddAddress:
 		if fresh {
@@ -49,9 +49,9 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 		return changed, "", err
 	case plan.SetUp:
 		if fresh {
-			return true, "", ns.SetUpFresh(s.Iface)
+			return true, "", ns.SetUpFresh(s.Iface, s.NoLL6)
 		}
-		changed, err = ns.SetUp(s.Iface)
+		changed, err = ns.SetUp(s.Iface, s.NoLL6)
 		return changed, "", err
 	case plan.AddRoute:
 		r := s.Route
@@ -183,9 +183,20 @@ func (w *worker) createVeth(l *topology.Link, mark string) (bool, string, error)
 	return changed, "", err
 }
 
-// createFreshVeth creates a cable between two namespaces this run made,
-// with no bridge at either end, in one request sent from the host with
-// both namespaces' descriptors: no socket in either namespace is needed.
+// freshEnds orders a cable's ends for createFreshVeth: the end on the node
+// with more interfaces first.
+func freshEnds(l *topology.Link) (a, b *topology.Interface) {
+	a, b = l.A, l.B
+	if len(b.Node.Interfaces) > len(a.Node.Interfaces) {
+		a, b = b, a
+	}
+	return a, b
+}
+
+// createFreshVeth creates a cable between two namespaces this run made in
+// one request sent from the host with both namespaces' descriptors: no
+// socket in either namespace is needed. The first end (see freshEnds) may
+// be a port of a bridge; it is born attached to it.
 //
 // When one end is on a node with many interfaces (a star's router), that
 // end is created up and with an interface index chosen here, so nothing
@@ -197,10 +208,7 @@ func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	a, b := l.A, l.B
-	if len(b.Node.Interfaces) > len(a.Node.Interfaces) {
-		a, b = b, a
-	}
+	a, b := freshEnds(l)
 	var fds [2]netns.NsHandle
 	for k, i := range []*topology.Interface{a, b} {
 		if fds[k], err = netns.GetFromPath(filepath.Join(NetnsDir, i.Node.Name)); err != nil {
@@ -211,14 +219,26 @@ func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 	v := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: b.Name, PeerTxQLen: -1, PeerNamespace: netlink.NsFd(fds[1]),
 		PeerMTU: uint32(b.MTU), PeerHardwareAddr: b.MAC}
 	v.Name, v.Namespace, v.MTU, v.HardwareAddr = a.Name, netlink.NsFd(fds[0]), a.MTU, a.MAC
+	via := host
+	if a.Master != nil {
+		// The kernel looks the bridge up in the namespace of the socket
+		// the request comes from: send it from the bridge's namespace.
+		if v.MasterIndex, err = w.bridgeIndex(a.Node, a.Master.Name); err != nil {
+			return false, "", err
+		}
+		if via, err = w.ns(a.Node); err != nil {
+			return false, "", err
+		}
+		v.Namespace = nil
+	}
 	big := len(a.Node.Interfaces) > bigNode && !a.Down
 	if big {
 		v.Index, v.Flags = w.e.ifindex(a), net.FlagUp
 	}
-	err = host.nl.LinkAdd(v)
+	err = via.nl.LinkAdd(v)
 	if big && (errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST)) {
 		v.Index, big = 0, false // the index is taken: let the kernel choose
-		err = host.nl.LinkAdd(v)
+		err = via.nl.LinkAdd(v)
 	}
 	if err != nil {
 		return false, "", &OpError{Op: "create veth", Node: a.Node.Name, Iface: a.Name,
@@ -232,6 +252,33 @@ func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 		ns.remember(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: v.Index, Name: a.Name, Flags: net.FlagUp}})
 	}
 	return true, "", nil
+}
+
+// bridgeIndex returns the interface index of a bridge in a node, asking
+// the kernel once per run.
+func (w *worker) bridgeIndex(n *topology.Node, bridge string) (int, error) {
+	key := n.Name + "\x00" + bridge
+	w.e.mu.Lock()
+	idx, ok := w.e.bridges[key]
+	w.e.mu.Unlock()
+	if ok {
+		return idx, nil
+	}
+	ns, err := w.ns(n)
+	if err != nil {
+		return 0, err
+	}
+	l, err := ns.nl.LinkByName(bridge)
+	if err != nil {
+		return 0, &OpError{Op: "find bridge", Node: n.Name, Iface: bridge, Err: err}
+	}
+	w.e.mu.Lock()
+	if w.e.bridges == nil {
+		w.e.bridges = map[string]int{}
+	}
+	w.e.bridges[key] = l.Attrs().Index
+	w.e.mu.Unlock()
+	return l.Attrs().Index, nil
 }
 
 func (w *worker) allowBridged(ns *NS, bridges []*topology.Bridge) (bool, string, error) {

@@ -97,7 +97,11 @@ func Facts(t *topology.Topology, rules RuleTexts) []Fact {
 			}
 		}
 		for _, b := range n.Bridges {
-			add(n, "link", b.Name, "bridge")
+			v := "bridge"
+			if b.Snooping {
+				v += " multicast-snooping"
+			}
+			add(n, "link", b.Name, v)
 			for _, a := range b.Addrs {
 				add(n, "address", b.Name+" "+a.String(), "")
 			}

@@ -68,6 +68,7 @@ type Step struct {
 	Bridges []*topology.Bridge   // AllowBridged
 	Rule    *topology.PolicyRule // AddRule
 	MTU     int                  // SetMTU
+	NoLL6   bool                 // SetUp: without an IPv6 link-local address
 	Hosts   []byte               // WriteHosts
 	Uplink  *topology.Uplink     // SetUplink
 	Reason  string               // why the lab needs this step, for people
@@ -88,6 +89,9 @@ func (s Step) String() string {
 	case AddAddress:
 		return fmt.Sprintf("%s: address %s on %s", where, s.Addr, s.Iface)
 	case SetUp:
+		if s.NoLL6 {
+			return fmt.Sprintf("%s: set %s up (no IPv6 link-local address)", where, s.Iface)
+		}
 		return fmt.Sprintf("%s: set %s up", where, s.Iface)
 	case AddRoute:
 		return fmt.Sprintf("%s: route %s", where, s.Route)
@@ -152,9 +156,14 @@ func Build(t *topology.Topology) *Plan {
 		p.addresses(n)
 	}
 	for _, n := range t.Nodes {
+		// A node without IPv6 addresses would still give each link an
+		// fe80:: address, announced by duplicate address detection, MLD
+		// and router solicitations: multicast that a bridge floods to all
+		// its ports, so a LAN of N such nodes costs N² frames to build.
+		noLL6 := !n.Host && !usesIPv6(n)
 		for _, i := range n.Interfaces {
 			if !i.Down {
-				p.add(Step{Kind: SetUp, Node: n, Iface: i.Name,
+				p.add(Step{Kind: SetUp, Node: n, Iface: i.Name, NoLL6: noLL6,
 					Reason: "an interface passes no traffic until it is up"})
 			}
 		}

@@ -81,7 +81,8 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 	case SetSysctl:
 		return []string{execIn(n) + "sysctl -qw " + s.Key + "=" + shq(s.Value)}
 	case CreateBridge:
-		out := []string{ipIn(n) + " link add " + s.Iface + " address " + BridgeMAC(p.Lab, n.Name, s.Iface).String() + " type bridge"}
+		out := []string{ipIn(n) + " link add " + s.Iface + " address " + BridgeMAC(p.Lab, n.Name, s.Iface).String() +
+			" type bridge mcast_snooping " + map[bool]string{false: "0", true: "1"}[n.Bridge(s.Iface).Snooping]}
 		if n.Host {
 			out = append(out, ipIn(n)+" link set "+s.Iface+" alias "+mark)
 		}
@@ -97,6 +98,9 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 		}
 		return []string{fmt.Sprintf("%s addr add %s dev %s%s", ipIn(n), s.Addr, s.Iface, nodad)}
 	case SetUp:
+		if s.NoLL6 {
+			return []string{ipIn(n) + " link set " + s.Iface + " addrgenmode none up"}
+		}
 		return []string{ipIn(n) + " link set " + s.Iface + " up"}
 	case AddRoute:
 		return []string{routeCommand(n, s.Route)}

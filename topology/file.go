@@ -56,6 +56,7 @@ type FileBridge struct {
 	Addresses []String `yaml:"addresses" doc:"the bridge's own addresses"`
 	Pool      String   `yaml:"pool" doc:"pool that gives the bridge's LAN a subnet: the bridge and every attached interface without addresses get one"`
 	MTU       Int      `yaml:"mtu" doc:"MTU of the bridge"`
+	Snooping  Bool     `yaml:"multicast-snooping" doc:"IGMP/MLD snooping: forward multicast only to ports that joined (default false: flood it, as a plain switch does)"`
 }
 
 // FileForwarding switches IP forwarding on in a node.

@@ -123,7 +123,7 @@ func (r *resolver) nodes(f *File) {
 		r.declared[n] = e.Value.Interfaces
 		for _, b := range e.Value.Bridges {
 			r.ifName(b.KeyPos, n, b.Key)
-			br := &Bridge{Node: n, Name: b.Key, MTU: r.mtu(b.Value.MTU, n.Name+":"+b.Key), pos: b.KeyPos}
+			br := &Bridge{Node: n, Name: b.Key, MTU: r.mtu(b.Value.MTU, n.Name+":"+b.Key), Snooping: b.Value.Snooping.Value, pos: b.KeyPos}
 			br.Addrs = r.addresses(b.Value.Addresses, n.Name+":"+b.Key)
 			if b.Value.Pool.Set {
 				r.bridgePools[br] = b.Value.Pool

@@ -1,0 +1,129 @@
+package lab_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nsrouter/nsrouter/internal/sandbox"
+	"github.com/nsrouter/nsrouter/internal/witness"
+	"github.com/nsrouter/nsrouter/lab"
+	"github.com/nsrouter/nsrouter/topology"
+)
+
+type ipAddrInfo struct {
+	Name  string `json:"ifname"`
+	Addrs []struct {
+		Family string `json:"family"`
+		Local  string `json:"local"`
+	} `json:"addr_info"`
+	GenMode string `json:"inet6_addr_gen_mode"`
+}
+
+// link6 returns the IPv6 addresses on a node's interface.
+func link6(t *testing.T, node, iface string) []string {
+	t.Helper()
+	var links []ipAddrInfo
+	witness.JSON(t, &links, "ip", "-n", node, "-j", "addr", "show", "dev", iface)
+	var out []string
+	for _, l := range links {
+		for _, a := range l.Addrs {
+			if a.Family == "inet6" {
+				out = append(out, a.Local)
+			}
+		}
+	}
+	return out
+}
+
+// TestNoLinkLocalWithoutIPv6: a node with no IPv6 address brings its links
+// up without an fe80:: address (nothing for a bridge to flood), while a
+// dual-stack node keeps link-local addresses, and IPv6 between such nodes
+// still works.
+func TestNoLinkLocalWithoutIPv6(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	top := topology.Builtin()
+	up(t, top)
+	for _, node := range []string{"ns0", "ns1"} {
+		if got := link6(t, node, "eth0"); len(got) != 0 {
+			t.Errorf("%s eth0 has IPv6 addresses %v; the node has no IPv6 address in the file", node, got)
+		}
+	}
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ds := upExample(t, "dual-stack")
+	requirePass(t, check(t, ds))
+	got := link6(t, "left", "eth0")
+	ll := false
+	for _, a := range got {
+		ll = ll || strings.HasPrefix(a, "fe80:")
+	}
+	if !ll {
+		t.Errorf("dual-stack node left has no link-local address on eth0: %v", got)
+	}
+}
+
+type ipBridge struct {
+	Name string `json:"ifname"`
+	Info struct {
+		Data struct {
+			Snooping *int `json:"mcast_snooping"`
+		} `json:"info_data"`
+	} `json:"linkinfo"`
+}
+
+func snooping(t *testing.T, node, br string) int {
+	t.Helper()
+	var links []ipBridge
+	args := []string{"-j", "-d", "link", "show", "dev", br}
+	if node != "" {
+		args = append([]string{"-n", node}, args...)
+	}
+	witness.JSON(t, &links, "ip", args...)
+	if len(links) != 1 || links[0].Info.Data.Snooping == nil {
+		t.Fatalf("ip link show %s in %q: %+v", br, node, links)
+	}
+	return *links[0].Info.Data.Snooping
+}
+
+// TestBridgeSnooping: lab bridges flood multicast like a plain switch
+// unless the file asks for IGMP/MLD snooping, and a change of that setting
+// on a running lab is a change of the bridge, not a new one.
+func TestBridgeSnooping(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	top := topology.Builtin()
+	up(t, top)
+	if got := snooping(t, "", "br0"); got != 0 {
+		t.Errorf("br0 mcast_snooping = %d, want 0 by default", got)
+	}
+	src := strings.Replace(string(topology.BuiltinYAML()), "br0: {", "br0: {multicast-snooping: true, ", 1)
+	if src == string(topology.BuiltinYAML()) {
+		t.Fatalf("the built-in file has no \"br0: {\" to edit:\n%s", topology.BuiltinYAML())
+	}
+	edited, err := topology.Parse("snoop.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := lab.Up(ctx(t), edited, []byte(src), lab.Options{})
+	if err != nil {
+		t.Fatalf("up with snooping: %v", err)
+	}
+	var changes []string
+	for _, c := range res.Changes {
+		changes = append(changes, c.String())
+	}
+	if len(changes) != 1 || changes[0] != "~ host: link br0 (bridge -> bridge multicast-snooping)" {
+		t.Errorf("changes = %q, want one change of br0", changes)
+	}
+	if got := snooping(t, "", "br0"); got != 1 {
+		t.Errorf("br0 mcast_snooping = %d after asking for it", got)
+	}
+	if rep := check(t, edited); rep.Failed != 0 {
+		t.Errorf("check: %+v", rep.Results)
+	}
+}
