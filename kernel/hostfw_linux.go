@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -24,7 +25,8 @@ type ForeignChain struct {
 	Family string // ip, ip6 or inet
 	Table  string
 	Chain  string
-	Legacy bool `json:",omitempty"` // an iptables-legacy table, not nftables
+	Legacy bool   `json:",omitempty"` // an iptables-legacy table, not nftables
+	For    string // what the rules let through: "bridges" or "uplink"
 }
 
 func (c ForeignChain) String() string {
@@ -81,9 +83,9 @@ func (ns *NS) forwardDrops(lab string, routed bool) ([]*nftables.Chain, error) {
 	return out, nil
 }
 
-// AllowBridged makes sure every foreign forward chain with a drop policy
-// lets frames cross each of the bridges, and returns those chains.
-func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
+// bridgedRules are the rules, nftables and legacy, that let frames cross
+// each of the bridges.
+func bridgedRules(lab string, bridges []string) ([]RuleSpec, []xtRule) {
 	var rules []RuleSpec
 	var legacy []xtRule
 	for _, br := range bridges {
@@ -92,10 +94,17 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 			Exprs: append(e, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})})
 		legacy = append(legacy, xtRule{In: br, Out: br, Comment: bridgedRuleComment(Mark(lab), br)})
 	}
-	return ns.ensureBoth(lab, rules, legacy, false)
+	return rules, legacy
 }
 
-// AllowUplink lets the uplink's traffic through foreign forward chains
+// AllowBridged makes sure every foreign forward chain with a drop policy
+// lets frames cross each of the bridges, and returns those chains.
+func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain, changed bool, err error) {
+	rules, legacy := bridgedRules(lab, bridges)
+	return ns.ensureBoth(lab, rules, legacy, false, "bridges")
+}
+
+// uplinkRules let the uplink's traffic through foreign forward chains
 // with a drop policy, in the two rules iptables-nft itself writes for
 // `-i`/`-o` matches, so `iptables -S` still reads the chain:
 //
@@ -106,25 +115,93 @@ func (ns *NS) AllowBridged(lab string, bridges []string) (chains []ForeignChain,
 // replies: iptables-nft cannot read a connection-state match written
 // over netlink. The lab node behind it masquerades and forwards only what
 // its own rules allow.
-func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
+func uplinkRules(lab, hostEnd string) ([]RuleSpec, []xtRule) {
 	mark := Mark(lab)
 	in := append(matchIfnameIPT(expr.MetaKeyIIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 	out := append(matchIfnameIPT(expr.MetaKeyOIFNAME, hostEnd), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
-	return ns.ensureBoth(lab, []RuleSpec{
-		{Text: mark + " uplink-in", Exprs: in},
-		{Text: mark + " uplink-out", Exprs: out},
-	}, []xtRule{
-		{In: hostEnd, Comment: mark + " uplink-in"},
-		{Out: hostEnd, Comment: mark + " uplink-out"},
-	}, true)
+	return []RuleSpec{
+			{Text: mark + " uplink-in", Exprs: in},
+			{Text: mark + " uplink-out", Exprs: out},
+		}, []xtRule{
+			{In: hostEnd, Comment: mark + " uplink-in"},
+			{Out: hostEnd, Comment: mark + " uplink-out"},
+		}
+}
+
+// AllowUplink lets the uplink's traffic through (see uplinkRules).
+func (ns *NS) AllowUplink(lab, hostEnd string) ([]ForeignChain, bool, error) {
+	rules, legacy := uplinkRules(lab, hostEnd)
+	return ns.ensureBoth(lab, rules, legacy, true, "uplink")
+}
+
+// MissingForeign returns the comments of the rules that AllowBridged (for
+// bridges) and AllowUplink (for uplinkEnd, if not empty) would add now,
+// without changing anything.
+func (ns *NS) MissingForeign(lab string, bridges []string, uplinkEnd string) []string {
+	var out []string
+	check := func(rules []RuleSpec, legacy []xtRule, routed bool) {
+		drops, _ := ns.forwardDrops(lab, routed)
+		for _, c := range drops {
+			have, err := ns.conn().GetRules(c.Table, c)
+			if err != nil {
+				continue
+			}
+			for _, r := range rules {
+				if !hasComment(have, r.Text) {
+					out = append(out, r.Text)
+				}
+			}
+		}
+		out = append(out, ns.legacyMissing(legacy, routed)...)
+	}
+	if len(bridges) > 0 {
+		rules, legacy := bridgedRules(lab, bridges)
+		check(rules, legacy, false)
+	}
+	if uplinkEnd != "" {
+		rules, legacy := uplinkRules(lab, uplinkEnd)
+		check(rules, legacy, true)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// RemoveForeignRule deletes every copy of the lab's rule with this comment
+// from other programs' chains, nftables and iptables-legacy.
+func (ns *NS) RemoveForeignRule(comment string) error {
+	var errs []error
+	chains, err := ns.conn().ListChains()
+	errs = append(errs, err)
+	n := 0
+	for _, c := range chains {
+		rules, err := ns.conn().GetRules(c.Table, c)
+		if err != nil {
+			continue
+		}
+		for _, r := range rules {
+			if commentOf(r) == comment {
+				errs = append(errs, ns.conn().DelRule(r))
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		errs = append(errs, ns.conn().Flush())
+	}
+	_, err = ns.legacyRemoveIf(func(c string) bool { return c == comment })
+	return errors.Join(append(errs, err)...)
 }
 
 // ensureBoth puts the rules into the nftables chains and their twins into
 // the iptables-legacy FORWARD chains that drop.
-func (ns *NS) ensureBoth(lab string, rules []RuleSpec, legacy []xtRule, routed bool) ([]ForeignChain, bool, error) {
+func (ns *NS) ensureBoth(lab string, rules []RuleSpec, legacy []xtRule, routed bool, purpose string) ([]ForeignChain, bool, error) {
 	chains, changed, err := ns.ensureForeign(lab, rules, routed)
 	lc, lchanged, lerr := ns.legacyEnsure(legacy, routed)
-	return append(chains, lc...), changed || lchanged, errors.Join(err, lerr)
+	chains = append(chains, lc...)
+	for i := range chains {
+		chains[i].For = purpose
+	}
+	return chains, changed || lchanged, errors.Join(err, lerr)
 }
 
 // ensureForeign puts each rule, identified by its comment, at the head of
@@ -140,7 +217,7 @@ func (ns *NS) ensureForeign(lab string, rules []RuleSpec, routed bool) (chains [
 		if err != nil {
 			return chains, changed, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
 		}
-		for _, r := range rules {
+		for _, r := range slices.Backward(rules) { // each goes to the head: the first ends first
 			if hasComment(have, r.Text) {
 				continue
 			}
@@ -210,4 +287,34 @@ func (ns *NS) removeForeignNFT(lab string) (int, error) {
 		return n, &OpError{Op: "remove rules in foreign chains", Node: ns.Name, Err: err}
 	}
 	return n, nil
+}
+
+// ForeignRules returns, by lab, the comments of marked rules in other
+// programs' chains, nftables and iptables-legacy, each once.
+func (ns *NS) ForeignRules() map[string][]string {
+	out := map[string][]string{}
+	seen := map[string]bool{}
+	add := func(c string) {
+		lab, ok := LabOfMark(c)
+		if !ok || seen[c] {
+			return
+		}
+		lab, _, _ = strings.Cut(lab, " ")
+		seen[c] = true
+		out[lab] = append(out[lab], c)
+	}
+	chains, _ := ns.conn().ListChains()
+	for _, c := range chains {
+		if strings.HasPrefix(c.Table.Name, "nsrouter-") {
+			continue
+		}
+		rules, _ := ns.conn().GetRules(c.Table, c)
+		for _, r := range rules {
+			add(commentOf(r))
+		}
+	}
+	for _, c := range ns.legacyComments("nsrouter:") {
+		add(c)
+	}
+	return out
 }

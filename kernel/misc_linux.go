@@ -147,3 +147,9 @@ func isZeroMask(m net.IPMask) bool {
 	ones, _ := m.Size()
 	return ones == 0
 }
+
+// HasLink reports whether ns has an interface called name.
+func (ns *NS) HasLink(name string) bool {
+	_, err := ns.nl.LinkByName(name)
+	return err == nil
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +17,21 @@ func TableName(lab string) string { return "nsrouter-" + lab }
 
 func comment(s string) []byte { return userdata.AppendString(nil, userdata.TypeComment, s) }
 
+// commentOf returns a rule's comment: the one nft and nsrouter keep in the
+// rule's user data, or the xt comment match iptables-nft writes for
+// `-m comment` (how `nsrouter script` marks rules in iptables chains).
 func commentOf(r *nftables.Rule) string {
-	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return s
+	if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
+		return s
+	}
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if c, ok := m.Info.(*xt.Comment); ok {
+				return string(*c)
+			}
+		}
+	}
+	return ""
 }
 
 func nativeU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }

@@ -217,22 +217,26 @@ func (ns *NS) observeTables(node, lab string, host bool) []Observed {
 	if !host {
 		return out
 	}
+	// The lab's rules in other programs' chains, nftables and legacy: one
+	// fact per rule, however many chains hold a copy.
+	var comments []string
 	chains, _ := ns.conn().ListChains()
 	for _, c := range chains {
 		rules, _ := ns.conn().GetRules(c.Table, c)
 		for _, r := range rules {
-			rest, ok := strings.CutPrefix(commentOf(r), Mark(lab)+" ")
-			if !ok {
-				continue
-			}
-			out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "foreign-rule", Key: "rule " + rest},
-				Delete: ns.later(func(x *NS) error {
-					if err := x.conn().DelRule(r); err != nil {
-						return err
-					}
-					return x.conn().Flush()
-				})})
+			comments = append(comments, commentOf(r))
 		}
+	}
+	comments = append(comments, ns.legacyComments(Mark(lab))...)
+	seen := map[string]bool{}
+	for _, c := range comments {
+		rest, ok := strings.CutPrefix(c, Mark(lab)+" ")
+		if !ok || seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "foreign-rule", Key: "rule " + rest},
+			Delete: ns.later(func(x *NS) error { return x.RemoveForeignRule(c) })})
 	}
 	return out
 }

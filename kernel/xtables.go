@@ -277,10 +277,14 @@ func (t *xtTable) ensure(rules []xtRule) (ed xtEdit, changed bool) {
 // remove returns the table without the entries whose comment is mark or
 // starts with mark and a space, and how many there were.
 func (t *xtTable) remove(mark string) (ed xtEdit, n int) {
+	return t.removeIf(func(c string) bool { return c == mark || strings.HasPrefix(c, mark+" ") })
+}
+
+// removeIf returns the table without the entries whose comment matches.
+func (t *xtTable) removeIf(match func(comment string) bool) (ed xtEdit, n int) {
 	var keep []int
 	for i, e := range t.entries {
-		c := t.layout.comment(e.b)
-		if c == mark || strings.HasPrefix(c, mark+" ") {
+		if match(t.layout.comment(e.b)) {
 			n++
 			continue
 		}

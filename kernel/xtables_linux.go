@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -249,6 +250,12 @@ func (ns *NS) legacyEnsure(rules []xtRule, routed bool) (chains []ForeignChain, 
 
 // legacyRemove deletes the lab's entries from both legacy filter tables.
 func (ns *NS) legacyRemove(mark string) (int, error) {
+	return ns.legacyRemoveIf(func(c string) bool { return c == mark || strings.HasPrefix(c, mark+" ") })
+}
+
+// legacyRemoveIf deletes the entries whose comment matches from both
+// legacy filter tables.
+func (ns *NS) legacyRemoveIf(match func(string) bool) (int, error) {
 	n := 0
 	var errs []error
 	err := ns.Do(func() error {
@@ -258,7 +265,7 @@ func (ns *NS) legacyRemove(mark string) (int, error) {
 			}
 			k := 0
 			_, err := f.edit(func(t *xtTable) (ed xtEdit, ok bool) {
-				ed, k = t.remove(mark)
+				ed, k = t.removeIf(match)
 				return ed, k > 0
 			})
 			if err == nil {
@@ -277,4 +284,77 @@ func (ns *NS) legacyRemove(mark string) (int, error) {
 		return n, &OpError{Op: "remove rules from legacy tables", Node: ns.Name, Err: err}
 	}
 	return n, nil
+}
+
+// legacyComments lists the comments in the legacy filter tables that
+// start with prefix followed by a space (or, for a prefix ending in a
+// colon, by anything), each once.
+func (ns *NS) legacyComments(prefix string) []string {
+	want := prefix + " "
+	if strings.HasSuffix(prefix, ":") {
+		want = prefix
+	}
+	var out []string
+	seen := map[string]bool{}
+	_ = ns.Do(func() error {
+		for _, f := range []legacyFamily{legacyIPv4, legacyIPv6} {
+			if !f.loaded() {
+				continue
+			}
+			sock, err := unix.Socket(f.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+			if err != nil {
+				continue
+			}
+			t, err := f.read(sock)
+			unix.Close(sock)
+			if err != nil {
+				continue
+			}
+			for _, e := range t.entries {
+				c := f.layout.comment(e.b)
+				if strings.HasPrefix(c, want) && !seen[c] {
+					seen[c] = true
+					out = append(out, c)
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// legacyMissing returns the comments of rules that legacyEnsure would add.
+func (ns *NS) legacyMissing(rules []xtRule, routed bool) []string {
+	var out []string
+	_ = ns.Do(func() error {
+		for _, f := range []legacyFamily{legacyIPv4, legacyIPv6} {
+			if !f.loaded() || (routed && f.family != "ip") {
+				continue
+			}
+			if v, _ := readSysctl(f.bridged); !routed && v != "1" {
+				continue
+			}
+			sock, err := unix.Socket(f.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+			if err != nil {
+				continue
+			}
+			t, err := f.read(sock)
+			unix.Close(sock)
+			if err != nil || !t.forwardDrops() {
+				continue
+			}
+			first, policy, _ := t.forward()
+			have := map[string]bool{}
+			for _, e := range t.entries[first:policy] {
+				have[f.layout.comment(e.b)] = true
+			}
+			for _, r := range rules {
+				if !have[r.Comment] {
+					out = append(out, r.Comment)
+				}
+			}
+		}
+		return nil
+	})
+	return out
 }

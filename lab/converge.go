@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
@@ -81,13 +82,39 @@ func factsOf(obs []kernel.Observed) []plan.Fact {
 }
 
 // difference compares the file with the kernel. Rules in other programs'
-// chains are never listed as missing: they exist only where such a chain
-// drops, which up finds out for itself.
-func difference(t *topology.Topology, have []kernel.Observed) []plan.Change {
-	changes := plan.Diff(plan.Facts(t, kernel.NodeRules), factsOf(have))
-	return slices.DeleteFunc(changes, func(c plan.Change) bool {
-		return c.Op == '+' && c.Fact.Kind == "foreign-rule"
+// chains exist only where such a chain drops: they are listed as missing
+// only where the host asks the kernel finds them missing.
+func (obs *observation) difference(t *topology.Topology) []plan.Change {
+	want := plan.Facts(t, kernel.NodeRules)
+	changes := plan.Diff(want, factsOf(obs.facts))
+	missing := map[string]bool{}
+	if h := t.Node(topology.HostNode); h != nil && len(obs.open) > 0 {
+		var bridges []string
+		for _, b := range h.Bridges {
+			bridges = append(bridges, b.Name)
+		}
+		end := ""
+		if t.Uplink != nil {
+			end = t.Uplink.HostEnd.Name
+		}
+		for _, c := range obs.open[0].MissingForeign(t.Name, bridges, end) {
+			missing["rule "+strings.TrimPrefix(c, mark(t.Name)+" ")] = true
+		}
+	}
+	changes = slices.DeleteFunc(changes, func(c plan.Change) bool {
+		if c.Op == '+' && c.Fact.Kind == "foreign-rule" {
+			return !missing[c.Fact.Key]
+		}
+		return false
 	})
+	// A rule can be missing from one chain while a copy in another (say
+	// ip6tables) makes the kernel report it present.
+	for _, f := range want {
+		if f.Kind == "foreign-rule" && missing[f.Key] && !slices.ContainsFunc(changes, func(c plan.Change) bool { return c.Fact == f }) {
+			changes = append(changes, plan.Change{Op: '+', Fact: f})
+		}
+	}
+	return changes
 }
 
 // pruneOrder removes dependants first: rules and routes before the links

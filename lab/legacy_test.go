@@ -140,10 +140,55 @@ func TestDockerForwardDropLegacy(t *testing.T) {
 			}
 		}
 	}
+	// A rule deleted by hand is a difference that --dry-run shows and up
+	// puts back.
+	witness.Run(t, "iptables-legacy", "-D", "FORWARD", "-i", "br1", "-o", "br1", "-m", "comment", "--comment", "nsrouter:classic br1", "-j", "ACCEPT")
+	res, err := lab.Up(ctx(t), top, topology.BuiltinYAML(), lab.Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 1 || res.Changes[0].String() != "+ host: foreign-rule rule br1" {
+		t.Errorf("dry run after the rule was deleted: %v", res.Changes)
+	}
+	up(t, top)
+	if out := witness.Run(t, "iptables-legacy", "-S", "FORWARD"); countLines(out, "nsrouter:classic br1") != 1 {
+		t.Errorf("up did not put the deleted rule back:\n%s", out)
+	}
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("after down:\n%s", witness.Diff(before, after))
+	}
+}
+
+// TestLeftoverForeignRules: a marked rule left in another program's chain
+// (nftables or legacy) with nothing else of its lab is still a lab to
+// list and to take down.
+func TestLeftoverForeignRules(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	witness.Run(t, "iptables-legacy", "-P", "FORWARD", "DROP")
+	witness.Run(t, "iptables", "-P", "FORWARD", "DROP")
+	before := witness.Snapshot(t)
+	// As nsrouter writes them (an xt comment match in the legacy table, a
+	// comment in the rule's user data in nftables) and as its script does
+	// (an xt comment match through iptables-nft).
+	witness.Run(t, "iptables-legacy", "-I", "FORWARD", "-i", "br9", "-o", "br9", "-m", "comment", "--comment", "nsrouter:ghost br9", "-j", "ACCEPT")
+	witness.Run(t, "nft", "insert", "rule", "ip", "filter", "FORWARD", "iifname", "br9", "oifname", "br9", "counter", "accept", "comment", `"nsrouter:ghost br9"`)
+	witness.Run(t, "iptables-nft", "-I", "FORWARD", "-o", "br9", "-m", "comment", "--comment", "nsrouter:ghost uplink-out", "-j", "ACCEPT")
+	labs, err := lab.List(ctx(t), lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(labs) != 1 || labs[0].Name != "ghost" || len(labs[0].HostRules) != 2 {
+		t.Fatalf("list: %+v, want lab ghost with two host rules", labs)
+	}
+	if _, err := lab.DownAll(ctx(t), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("down --all left:\n%s", witness.Diff(before, after))
 	}
 }

@@ -19,7 +19,8 @@ type LabInfo struct {
 	Name       string   `json:"name"`
 	Namespaces []string `json:"namespaces"`
 	HostLinks  []string `json:"host_interfaces"`
-	State      string   `json:"state,omitempty"` // the file it was built from, if the state is there
+	HostRules  []string `json:"host_rules,omitempty"` // marked rules in other programs' chains
+	State      string   `json:"state,omitempty"`      // the file it was built from, if the state is there
 }
 
 // List finds every lab whose marks are in the kernel or whose state is
@@ -62,6 +63,11 @@ func List(ctx context.Context, o Options) ([]LabInfo, error) {
 	}
 	for _, t := range tableLabs(host) {
 		get(t)
+	}
+	for lab, rules := range host.ForeignRules() {
+		if topology.ValidLabName(lab) {
+			get(lab).HostRules = rules
+		}
 	}
 	for _, lab := range hostsLabs() {
 		get(lab)

@@ -48,7 +48,7 @@ func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpRe
 		return nil, err
 	}
 	defer have.Close()
-	out := &UpResult{Lab: t.Name, New: isNew, Changes: difference(t, have.facts)}
+	out := &UpResult{Lab: t.Name, New: isNew, Changes: have.difference(t)}
 	if o.DryRun {
 		return out, nil
 	}
@@ -120,7 +120,7 @@ func (o Options) restore(ctx context.Context, prev []byte) error {
 	}
 	defer have.Close()
 	o.AfterStep = nil
-	return o.apply(ctx, t, prev, have, &UpResult{Changes: difference(t, have.facts)})
+	return o.apply(ctx, t, prev, have, &UpResult{Changes: have.difference(t)})
 }
 
 // preflight checks, before anything is touched, that every name the lab
@@ -167,6 +167,16 @@ func preflight(t *topology.Topology) (isNew bool, err error) {
 	for _, name := range names {
 		if err := hns.CheckFree(name, m); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if u := t.Uplink; u != nil {
+		// Found out now, not after the lab is half built.
+		if u.Out == "" {
+			if _, err := hns.DefaultRouteDev(); err != nil {
+				errs = append(errs, fmt.Errorf("uplink: %w", err))
+			}
+		} else if !hns.HasLink(u.Out) {
+			errs = append(errs, fmt.Errorf("uplink: out: the host has no interface %q to masquerade towards", u.Out))
 		}
 	}
 	return isNew, errors.Join(errs...)

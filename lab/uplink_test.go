@@ -11,6 +11,7 @@ import (
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/lab"
 	"github.com/nsrouter/nsrouter/probe"
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // TestUplink: with the host's forward policy set to drop (Docker's), the
@@ -64,5 +65,36 @@ func TestUplink(t *testing.T) {
 	}
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
+	}
+}
+
+// TestUplinkPreflight: an uplink towards an interface the host lacks, or
+// without out on a host with no default route, is refused before anything
+// is built.
+func TestUplinkPreflight(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	before := witness.Snapshot(t)
+	_, src := loadExample(t, "uplink")
+	for _, c := range []struct{ edit, want string }{
+		{"  subnet: 10.254.7.0/30\n", `uplink: out: the host has no interface "nosuch0"`},
+		{"", "uplink: the host has no IPv4 default route"},
+	} {
+		s := string(src)
+		if c.edit != "" {
+			s = strings.Replace(s, c.edit, c.edit+"  out: nosuch0\n", 1)
+		}
+		top, err := topology.Parse("uplink.yaml", []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = lab.Up(ctx(t), top, []byte(s), lab.Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("up: %v, want an error saying %q", err, c.want)
+		}
+		if after := witness.Snapshot(t); after != before {
+			t.Errorf("a refused up changed the host:\n%s", witness.Diff(before, after))
+		}
 	}
 }

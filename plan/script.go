@@ -31,6 +31,12 @@ type RuleLine struct {
 // as nsrouter's own objects, so `nsrouter down` removes it.
 func (p *Plan) Script(w io.Writer, rules RuleTexts) {
 	fmt.Fprintf(w, "#!/bin/sh\n# Builds lab %s as `nsrouter up` does. Run as root.\nset -e\n", p.Lab)
+	for _, s := range p.Steps {
+		if s.Kind == AllowBridged || s.Kind == SetUplink {
+			fmt.Fprintln(w, allowFunc)
+			break
+		}
+	}
 	last := ""
 	for _, s := range p.Steps {
 		if s.Reason != last {
@@ -192,17 +198,37 @@ func allowBridgedCommands(bridges []*topology.Bridge, mark string) []string {
 	for _, b := range bridges {
 		names = append(names, b.Name)
 	}
-	sort.Strings(names)
+	sort.Sort(sort.Reverse(sort.StringSlice(names))) // each goes to the head: the first ends first
 	var out []string
 	for _, br := range names {
-		out = append(out, fmt.Sprintf("if iptables -S FORWARD 2>/dev/null | grep -q '^-P FORWARD DROP'; then\n"+
-			"  iptables -I FORWARD -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT\nfi", br, br, mark, br),
-			// Asking iptables-legacy about a table that is not loaded would create it.
-			fmt.Sprintf("if grep -qx filter /proc/net/ip_tables_names 2>/dev/null && iptables-legacy -S FORWARD | grep -q '^-P FORWARD DROP'; then\n"+
-				"  iptables-legacy -w -I FORWARD -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT\nfi", br, br, mark, br))
+		for _, fam := range []string{"4", "6"} {
+			out = append(out, fmt.Sprintf("nsr_allow %s bridged -i %s -o %s -m comment --comment \"%s %s\" -j ACCEPT", fam, br, br, mark, br))
+		}
 	}
 	return out
 }
+
+// allowFunc is the shell function the script's host firewall steps use.
+// It covers the iptables chains (nft and legacy), not other programs'
+// native nftables chains, which nsrouter itself also handles.
+const allowFunc = `
+# nsr_allow 4|6 bridged|routed RULE...: put RULE at the head of the FORWARD
+# chain of iptables-nft and iptables-legacy where that chain's policy is
+# DROP and it sees the traffic: routed traffic always, bridged frames only
+# when br_netfilter sends them there. A legacy table that is not loaded is
+# left alone: asking for it would create it.
+nsr_allow() {
+  if [ "$1" = 4 ]; then t=iptables names=ip_tables_names nf=iptables; else t=ip6tables names=ip6_tables_names nf=ip6tables; fi
+  if [ "$2" = bridged ] && [ "$(cat /proc/sys/net/bridge/bridge-nf-call-$nf 2>/dev/null)" != 1 ]; then return 0; fi
+  shift 2
+  for v in nft legacy; do
+    if [ $v = legacy ] && ! grep -qx filter /proc/net/$names 2>/dev/null; then continue; fi
+    command -v $t-$v >/dev/null || continue
+    if $t-$v -S FORWARD 2>/dev/null | grep -q '^-P FORWARD DROP' && ! $t-$v -C FORWARD "$@" 2>/dev/null; then
+      $t-$v -w -I FORWARD "$@"
+    fi
+  done
+}`
 
 func uplinkCommands(lab string, u *topology.Uplink) []string {
 	out := "$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == \"dev\") print $(i+1); exit}')"
@@ -211,6 +237,8 @@ func uplinkCommands(lab string, u *topology.Uplink) []string {
 	}
 	return []string{
 		"out=" + out,
+		fmt.Sprintf("nsr_allow 4 routed -o %s -m comment --comment \"nsrouter:%s uplink-out\" -j ACCEPT", u.HostEnd.Name, lab),
+		fmt.Sprintf("nsr_allow 4 routed -i %s -m comment --comment \"nsrouter:%s uplink-in\" -j ACCEPT", u.HostEnd.Name, lab),
 		fmt.Sprintf("nft -f - <<EOF\ntable ip nsrouter-%s {\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"+
 			"    oifname $out ip saddr %s counter masquerade comment \"oifname $out ip saddr %s counter masquerade\"\n  }\n}\nEOF",
 			lab, u.Subnet, u.Subnet),

@@ -116,7 +116,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "lab %s %s: %d nodes, %d links, %d of %d steps changed the kernel (%s)\n",
 		t.Name, verb, len(t.Nodes), len(t.Links), res.Changed, res.Steps, time.Since(start).Round(time.Millisecond))
 	for _, c := range res.Foreign {
-		fmt.Fprintf(e.stdout, "  note: %s has policy drop: accept rules let the lab's bridges through (removed on down)\n", c)
+		what := "the lab's bridges"
+		if c.For == "uplink" {
+			what = "the uplink's traffic"
+		}
+		fmt.Fprintf(e.stdout, "  note: %s has policy drop: accept rules let %s through (removed on down)\n", c, what)
 	}
 	return nil
 }
@@ -209,9 +213,9 @@ func cmdList(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e.stdout, labs)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAB\tNAMESPACES\tHOST INTERFACES\tSTATE")
+	fmt.Fprintln(tw, "LAB\tNAMESPACES\tHOST INTERFACES\tHOST RULES\tSTATE")
 	for _, l := range labs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", l.Name, len(l.Namespaces), len(l.HostLinks), dash(l.State))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", l.Name, len(l.Namespaces), len(l.HostLinks), len(l.HostRules), dash(l.State))
 	}
 	return tw.Flush()
 }

@@ -70,3 +70,40 @@ func stable(t *testing.T) string {
 // settle waits for the kernel's link watch, which reports carrier changes
 // up to a second late, so both snapshots see settled link states.
 func settle() { time.Sleep(1200 * time.Millisecond) }
+
+// TestScriptOnDropHost: on a host whose iptables-legacy and iptables-nft
+// FORWARD policies are DROP, the script of the uplink example inserts the
+// same legacy rules as up, the lab reaches the internet namespace, and
+// down removes the script's rules from both.
+func TestScriptOnDropHost(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	witness.FakeInternet(t)
+	witness.Run(t, "iptables-legacy", "-P", "FORWARD", "DROP")
+	witness.Run(t, "iptables-nft", "-P", "FORWARD", "DROP")
+	legacy := func() string { return witness.Run(t, "iptables-legacy", "-S", "FORWARD") }
+	nft := func() string { return witness.Run(t, "iptables-nft", "-S", "FORWARD") }
+	legacyBefore, nftBefore := legacy(), nft()
+	f := "../../examples/uplink.yaml"
+	path := filepath.Join(t.TempDir(), "build.sh")
+	if err := os.WriteFile(path, []byte(mustRun(t, "script", f)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", path).CombinedOutput(); err != nil {
+		t.Fatalf("the script failed: %v\n%s", err, out)
+	}
+	witness.InNS(t, "pc", "ping", "-c", "1", "-W", "2", "198.18.0.1")
+	byScript := legacy()
+	if !strings.Contains(nft(), `--comment "nsrouter:uplink uplink-in"`) {
+		t.Errorf("the script left iptables-nft's FORWARD without the uplink's rule:\n%s", nft())
+	}
+	mustRun(t, "down", f)
+	if legacy() != legacyBefore || nft() != nftBefore {
+		t.Errorf("down after the script left rules:\n%s\n%s", legacy(), nft())
+	}
+	mustRun(t, "up", f)
+	if byUp := legacy(); byUp != byScript {
+		t.Errorf("legacy FORWARD by the script:\n%s\nby up:\n%s", byScript, byUp)
+	}
+}
