@@ -140,6 +140,15 @@ func TestDockerForwardDropLegacy(t *testing.T) {
 			}
 		}
 	}
+	st, err := lab.GetStatus(ctx(t), top, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == "host" && strings.Join(n.ForeignRules, ",") != "nsrouter:classic br0,nsrouter:classic br1" {
+			t.Errorf("status of host: foreign rules %q", n.ForeignRules)
+		}
+	}
 	// A rule deleted by hand is a difference that --dry-run shows and up
 	// puts back.
 	witness.Run(t, "iptables-legacy", "-D", "FORWARD", "-i", "br1", "-o", "br1", "-m", "comment", "--comment", "nsrouter:classic br1", "-j", "ACCEPT")

@@ -27,6 +27,9 @@ type NodeStatus struct {
 	Routes     []string          `json:"routes,omitempty"`
 	Sysctls    map[string]string `json:"sysctls,omitempty"`
 	Tables     []string          `json:"nftables,omitempty"`
+	// ForeignRules are the lab's marked rules in other programs' forward
+	// chains (host only), by comment.
+	ForeignRules []string `json:"foreign_rules,omitempty"`
 }
 
 // IfaceStatus is one interface of a node.
@@ -135,6 +138,9 @@ func fillNode(ns *NodeStatus, h *kernel.NS, lab string, host bool) {
 		}
 	}
 	ns.Tables = tableNames(h, lab, host)
+	if host {
+		ns.ForeignRules = h.ForeignRules()[lab]
+	}
 }
 
 func routeText(r netlink.Route, names map[int]string) string {

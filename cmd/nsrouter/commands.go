@@ -298,6 +298,11 @@ func printStatus(w io.Writer, st *lab.Status) error {
 			fmt.Fprintf(tw, "\t\t\t%s\n", r)
 		}
 	}
+	for _, n := range st.Nodes {
+		for _, r := range n.ForeignRules {
+			fmt.Fprintf(tw, "%s: rule %q in other programs' forward chains\n", n.Name, r)
+		}
+	}
 	return tw.Flush()
 }
 
