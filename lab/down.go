@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -84,13 +85,17 @@ func down(lab string, o Options) (*DownResult, error) {
 	if rec != nil {
 		known = rec.Namespaces
 	}
+	prev, _, prevErr := topology.Load(filepath.Join(o.labDir(lab), "topology.yaml"), nil)
+	if prevErr == nil {
+		bigFirst(names, prev)
+	}
 	gone, err := deleteNamespaces(names, m, known)
 	res.Namespaces = gone
 	errs = append(errs, err)
 
 	// A creation killed before its namespace was mounted leaves an empty
 	// file; the lab's last file names the candidates.
-	if prev, _, err := topology.Load(filepath.Join(o.labDir(lab), "topology.yaml"), nil); err == nil {
+	if prevErr == nil {
 		for _, n := range prev.Namespaces() {
 			kernel.RemoveStale(n.Name)
 		}
@@ -141,6 +146,22 @@ func (o Options) restoreHost(lab string, host *kernel.NS) ([]string, error) {
 		done = append(done, k+"="+rec.Sysctls[k])
 	}
 	return done, errors.Join(errs...)
+}
+
+// bigFirst orders names so that the nodes with the most interfaces go
+// first. When a namespace goes, the kernel destroys its veth ends and their
+// peers; each peer destroyed in a router makes the kernel flush that
+// router's routing table, so a star's hosts torn down before their router
+// cost a walk of its whole table each, while the router torn down first
+// takes all its cables with it at once and leaves the hosts nearly empty.
+func bigFirst(names []string, t *topology.Topology) {
+	ifaces := func(name string) int {
+		if n := t.Node(name); n != nil {
+			return len(n.Interfaces) + len(n.Bridges)
+		}
+		return 0
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return ifaces(b) - ifaces(a) })
 }
 
 // deleteNamespaces removes, on parallel workers, the named namespaces that
