@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
@@ -47,6 +48,11 @@ func Down(ctx context.Context, lab string, o Options) (*DownResult, error) {
 
 func down(lab string, o Options) (*DownResult, error) {
 	res := &DownResult{Lab: lab}
+	t0 := time.Now()
+	took := func(what string) {
+		o.log().Debug("down", "did", what, "took", time.Since(t0))
+		t0 = time.Now()
+	}
 	m := mark(lab)
 	var errs []error
 	host, err := kernel.Host()
@@ -65,6 +71,7 @@ func down(lab string, o Options) (*DownResult, error) {
 	} else {
 		errs = append(errs, err)
 	}
+	took("host rules and table")
 	links, err := host.MarkedLinks(m)
 	errs = append(errs, err)
 	// Veth ends before bridges, so no port is left dangling on a bridge
@@ -78,6 +85,7 @@ func down(lab string, o Options) (*DownResult, error) {
 		res.Links = append(res.Links, l.Attrs().Name)
 	}
 
+	took("host links")
 	names, err := kernel.ListNamed()
 	errs = append(errs, err)
 	rec, _ := o.readRecord(lab)
@@ -89,9 +97,11 @@ func down(lab string, o Options) (*DownResult, error) {
 	if prevErr == nil {
 		bigFirst(names, prev)
 	}
+	took("list namespaces, read state")
 	gone, err := deleteNamespaces(names, m, known)
 	res.Namespaces = gone
 	errs = append(errs, err)
+	took("namespaces")
 
 	// A creation killed before its namespace was mounted leaves an empty
 	// file; the lab's last file names the candidates.
@@ -110,6 +120,7 @@ func down(lab string, o Options) (*DownResult, error) {
 		}
 	}
 
+	took("stale files and hosts files")
 	restored, err := o.restoreHost(lab, host)
 	res.Restored = restored
 	errs = append(errs, err)
