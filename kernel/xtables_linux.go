@@ -135,6 +135,16 @@ func (f legacyFamily) read(sock int) (*xtTable, error) {
 	return t, nil
 }
 
+// readOnly fetches the filter table, to look at, without the lock.
+func (f legacyFamily) readOnly() (*xtTable, error) {
+	sock, err := unix.Socket(f.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(sock)
+	return f.read(sock)
+}
+
 // write replaces the table with ed and carries every old entry's counters
 // over to its new place, as iptables-legacy does.
 func (f legacyFamily) write(sock int, t *xtTable, ed xtEdit) error {
@@ -301,12 +311,7 @@ func (ns *NS) legacyComments(prefix string) []string {
 			if !f.loaded() {
 				continue
 			}
-			sock, err := unix.Socket(f.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-			if err != nil {
-				continue
-			}
-			t, err := f.read(sock)
-			unix.Close(sock)
+			t, err := f.readOnly()
 			if err != nil {
 				continue
 			}
@@ -334,12 +339,7 @@ func (ns *NS) legacyMissing(rules []xtRule, routed bool) []string {
 			if v, _ := readSysctl(f.bridged); !routed && v != "1" {
 				continue
 			}
-			sock, err := unix.Socket(f.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-			if err != nil {
-				continue
-			}
-			t, err := f.read(sock)
-			unix.Close(sock)
+			t, err := f.readOnly()
 			if err != nil || !t.forwardDrops() {
 				continue
 			}
