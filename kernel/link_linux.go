@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -332,4 +333,29 @@ func (ns *NS) WaitUp(names []string, deadline time.Time) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// EnsureLinkLocal6 gives a link of a node with IPv6 its automatic
+// link-local address back when an earlier run brought it up without one
+// (the node had no IPv6 address then). Duplicate address detection goes
+// off on the link first, as on the node's other links, then address
+// generation back to EUI-64 through the link's sysctl: written there, not
+// over netlink, the kernel makes the address on a link that is up.
+func (ns *NS) EnsureLinkLocal6(name string) (changed bool, err error) {
+	dir := "/proc/sys/net/ipv6/conf/" + name + "/"
+	err = ns.Do(func() error {
+		b, err := os.ReadFile(dir + "addr_gen_mode")
+		if err != nil || strings.TrimSpace(string(b)) != "1" { // 1: none
+			return nil // IPv6 off on the link, or it has its address
+		}
+		changed = true
+		if err := os.WriteFile(dir+"accept_dad", []byte("0"), 0); err != nil {
+			return err
+		}
+		return os.WriteFile(dir+"addr_gen_mode", []byte("0"), 0)
+	})
+	if err != nil {
+		return changed, &OpError{Op: "turn IPv6 address generation back on", Node: ns.Name, Iface: name, Err: err}
+	}
+	return changed, nil
 }

@@ -88,7 +88,7 @@ func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool
 			return nil, &OpError{Op: "list addresses", Node: ns.Name, Iface: a.Name, Err: err}
 		}
 		for _, addr := range list {
-			if addr.IP.IsLinkLocalUnicast() || addr.IP.IsLoopback() {
+			if kernelLinkLocal(addr.IP, a.HardwareAddr) || addr.IP.IsLoopback() {
 				continue
 			}
 			ones, _ := addr.Mask.Size()
@@ -320,4 +320,19 @@ func (ns *NS) tableDigest(t *nftables.Table) string {
 		out = append(out, ct)
 	}
 	return plan.ChainsDigest(out)
+}
+
+// kernelLinkLocal reports whether ip is the link-local address the kernel
+// made for a link with this MAC (fe80:: and the EUI-64 of the MAC): not
+// the lab's. A link-local address the file names, like fe80::1, is.
+func kernelLinkLocal(ip net.IP, mac net.HardwareAddr) bool {
+	ip = ip.To16()
+	if ip == nil || ip.To4() != nil || !ip.IsLinkLocalUnicast() {
+		return false
+	}
+	if len(mac) != 6 {
+		return true // no EUI-64 to compare with: leave it to the kernel
+	}
+	eui := []byte{mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]}
+	return bytes.Equal(ip[8:], eui)
 }

@@ -52,6 +52,10 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 			return true, "", ns.SetUpFresh(s.Iface, s.NoLL6)
 		}
 		changed, err = ns.SetUp(s.Iface, s.NoLL6)
+		if err == nil && !s.NoLL6 && !s.Node.Host { // a node with IPv6
+			c, err := ns.EnsureLinkLocal6(s.Iface)
+			return changed || c, "", err
+		}
 		return changed, "", err
 	case plan.AddRoute:
 		r := s.Route

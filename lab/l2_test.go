@@ -127,3 +127,69 @@ func TestBridgeSnooping(t *testing.T) {
 		t.Errorf("check: %+v", rep.Results)
 	}
 }
+
+// TestLinkLocalEdits: a node that gains an IPv6 address on a running lab
+// gets link-local addresses on its links, as a fresh build gives it, and a
+// link-local address named in the file is a fact like any other: seen when
+// there, added when missing, removed when the file drops it.
+func TestLinkLocalEdits(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	top := topology.Builtin()
+	up(t, top)
+	base := string(topology.BuiltinYAML())
+	edit := func(old, new string) (*topology.Topology, []byte) {
+		t.Helper()
+		src := strings.Replace(base, old, new, 1)
+		if src == base {
+			t.Fatalf("the built-in file has no %q", old)
+		}
+		e, err := topology.Parse("edited.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, []byte(src)
+	}
+	hasLL := func(node string) bool {
+		for _, a := range link6(t, node, "eth0") {
+			if strings.HasPrefix(a, "fe80:") {
+				return true
+			}
+		}
+		return false
+	}
+
+	// ns0 becomes dual-stack.
+	v6, src := edit("addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fd00:11::2/64"]`)
+	if _, err := lab.Up(ctx(t), v6, src, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLL("ns0") {
+		t.Errorf("ns0 gained IPv6 but has no link-local address: %v", link6(t, "ns0", "eth0"))
+	}
+	if got := witness.InNS(t, "ns0", "cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad"); strings.TrimSpace(got) != "0" {
+		t.Errorf("ns0 eth0 accept_dad = %q, want 0 as on a fresh build", got)
+	}
+
+	// A link-local address in the file.
+	ll, src := edit("addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fe80::1/64"]`)
+	if _, err := lab.Up(ctx(t), ll, src, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lab.Up(ctx(t), ll, src, lab.Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 0 {
+		t.Errorf("dry run after up of the same file: %v", res.Changes)
+	}
+	if _, err := lab.Up(ctx(t), top, topology.BuiltinYAML(), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range link6(t, "ns0", "eth0") {
+		if a == "fe80::1" {
+			t.Errorf("fe80::1 stayed on ns0 eth0 after the file dropped it")
+		}
+	}
+}
