@@ -93,6 +93,7 @@ func resolve(source string, f *File, errs *ErrorList) *Topology {
 	r.expandUplink(f)
 	r.nodes(f)
 	r.links(f)
+	r.bridgePorts()
 	r.interfaceSettings()
 	r.allocate()
 	for i, fn := range f.Nodes {
@@ -518,4 +519,21 @@ func (r *resolver) portRange(s String, what string) PortRange {
 		return PortRange{}
 	}
 	return PortRange{Lo: uint16(a), Hi: uint16(b)}
+}
+
+// MaxBridgePorts is the most ports a Linux bridge takes (BR_MAX_PORTS is
+// 1,024 port numbers, and number 0 is never given out); the kernel refuses
+// the next one with "exchange full".
+const MaxBridgePorts = 1023
+
+// bridgePorts refuses bridges with more ports than the kernel allows, so
+// that up fails here and not half-way.
+func (r *resolver) bridgePorts() {
+	for _, n := range r.t.Nodes {
+		for _, b := range n.Bridges {
+			if len(b.Ports) > MaxBridgePorts {
+				r.errs.add(b.pos, "bridge %s:%s has %d ports; a Linux bridge takes at most %d", n.Name, b.Name, len(b.Ports), MaxBridgePorts)
+			}
+		}
+	}
 }
