@@ -14,6 +14,7 @@ import (
 	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
+	"github.com/vishvananda/netlink"
 )
 
 // DownResult reports what Down removed.
@@ -74,17 +75,14 @@ func down(lab string, o Options) (*DownResult, error) {
 	took("host rules and table")
 	links, err := host.MarkedLinks(m)
 	errs = append(errs, err)
-	// Veth ends before bridges, so no port is left dangling on a bridge
-	// that is about to go.
-	sort.SliceStable(links, func(i, j int) bool { return links[i].Type() != "bridge" && links[j].Type() == "bridge" })
-	for _, l := range links {
-		if err := host.DeleteLink(l); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		res.Links = append(res.Links, l.Attrs().Name)
+	// Deleting a veth costs an RCU grace period (20 s for a thousand host
+	// ends of a big LAN on a host bridge), while the kernel destroys a
+	// dying namespace's cables, host ends included, in batches. So with
+	// many, the host ends go with the namespaces, below.
+	later := veths(links) > manyHostVeths
+	if !later {
+		errs = append(errs, deleteHostLinks(host, links, res))
 	}
-
 	took("host links")
 	names, err := kernel.ListNamed()
 	errs = append(errs, err)
@@ -102,6 +100,10 @@ func down(lab string, o Options) (*DownResult, error) {
 	res.Namespaces = gone
 	errs = append(errs, err)
 	took("namespaces")
+	if later {
+		errs = append(errs, awaitHostLinks(host, m, links, res))
+		took("host links, with the namespaces")
+	}
 
 	// A creation killed before its namespace was mounted leaves an empty
 	// file; the lab's last file names the candidates.
@@ -157,6 +159,64 @@ func (o Options) restoreHost(lab string, host *kernel.NS) ([]string, error) {
 		done = append(done, k+"="+rec.Sysctls[k])
 	}
 	return done, errors.Join(errs...)
+}
+
+// manyHostVeths is the number of veth ends in the host past which down
+// lets them go with their namespaces instead of deleting each.
+const manyHostVeths = 16
+
+func veths(links []netlink.Link) int {
+	n := 0
+	for _, l := range links {
+		if l.Type() == "veth" {
+			n++
+		}
+	}
+	return n
+}
+
+// deleteHostLinks deletes the lab's links in the host, veth ends before
+// bridges, so no port is left dangling on a bridge that is about to go.
+func deleteHostLinks(host *kernel.NS, links []netlink.Link, res *DownResult) error {
+	sort.SliceStable(links, func(i, j int) bool { return links[i].Type() != "bridge" && links[j].Type() == "bridge" })
+	var errs []error
+	for _, l := range links {
+		if err := host.DeleteLink(l); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Links = append(res.Links, l.Attrs().Name)
+	}
+	return errors.Join(errs...)
+}
+
+// awaitHostLinks waits (30 s at most) for the host's veth ends to vanish
+// with the namespaces of their peers, then deletes what is left: bridges,
+// and ends whose peer was not in a lab namespace.
+func awaitHostLinks(host *kernel.NS, m string, before []netlink.Link, res *DownResult) error {
+	deadline := time.Now().Add(30 * time.Second)
+	var left []netlink.Link
+	for {
+		now, err := host.MarkedLinks(m)
+		if err != nil {
+			return err
+		}
+		left = now
+		if veths(now) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	still := map[string]bool{}
+	for _, l := range left {
+		still[l.Attrs().Name] = true
+	}
+	for _, l := range before {
+		if !still[l.Attrs().Name] {
+			res.Links = append(res.Links, l.Attrs().Name)
+		}
+	}
+	return deleteHostLinks(host, left, res)
 }
 
 // bigFirst orders names so that the nodes with the most interfaces go

@@ -193,3 +193,43 @@ func TestLinkLocalEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestDownManyHostEnds: a LAN of many hosts on a bridge in the host goes
+// down with its veth ends removed by the kernel along with the namespaces
+// (not one by one), and the host ends up as it was.
+func TestDownManyHostEnds(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	before := witness.Snapshot(t)
+	src := []byte(`name: hostlan
+pools:
+  lan: {ipv4: 10.2.0.0/24}
+nodes:
+  host:
+    bridges:
+      hbr0: {pool: lan}
+groups:
+  - {name: h, count: 40, connect: "host:hbr0"}
+expect:
+  - {from: h1, to: h40}
+`)
+	top, err := topology.Parse("hostlan.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Up(ctx(t), top, src, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	requirePass(t, check(t, top))
+	res, err := lab.Down(ctx(t), top.Name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Links) != 41 || len(res.Namespaces) != 40 {
+		t.Errorf("down removed %d host interfaces and %d namespaces, want 41 and 40", len(res.Links), len(res.Namespaces))
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after down:\n%s", witness.Diff(before, after))
+	}
+}
