@@ -288,5 +288,7 @@ func (r *resolver) resolveUplink(f *File) {
 	r.t.Uplink = &Uplink{Node: n, Iface: i, HostEnd: host, Subnet: subnet, Out: u.Out.Value}
 	if u.Out.Set && !ifNameRE.MatchString(u.Out.Value) {
 		r.errs.add(u.Out.Pos, "uplink: out %q is not an interface name", u.Out.Value)
+	} else if u.Out.Value == "lo" {
+		r.errs.add(u.Out.Pos, "uplink: out lo leads nowhere; name the host's interface towards its network")
 	}
 }
