@@ -238,6 +238,16 @@ func (w *worker) createFreshVeth(l *topology.Link) (bool, string, error) {
 	big := len(a.Node.Interfaces) > bigNode && !a.Down
 	if big {
 		v.Index, v.Flags = w.e.ifindex(a), net.FlagUp
+		// Every notification about this end names the peer's namespace
+		// by its ID in the big node, which the kernel finds by walking
+		// the node's IDs in ascending order until it meets the peer: one
+		// walk of all the node's peers per notification, a few per cable,
+		// under the rtnl lock. Given IDs that fall as cables are added,
+		// the newest peer comes first in the walk. (The ID is set outside
+		// that lock; if it is taken, the kernel picks one, as before.)
+		if r, err := w.ns(a.Node); err == nil {
+			_ = r.nl.SetNetNsIdByFd(int(fds[1]), len(a.Node.Interfaces)-w.e.pos[a])
+		}
 	}
 	err = via.nl.LinkAdd(v)
 	if big && (errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST)) {
