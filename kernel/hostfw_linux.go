@@ -45,12 +45,6 @@ var familyNames = map[nftables.TableFamily]string{
 // bridgedRuleComment identifies the rule for one bridge of one lab.
 func bridgedRuleComment(mark, bridge string) string { return mark + " " + bridge }
 
-// ownsRule reports whether the rule's comment is one the lab wrote.
-func ownsRule(r *nftables.Rule, mark string) bool {
-	c := commentOf(r)
-	return c == mark || strings.HasPrefix(c, mark+" ")
-}
-
 // forwardDrops lists the base chains of other programs on the forward hook
 // whose policy is drop and which see the traffic: routed IPv4 always,
 // bridged frames only in the families br_netfilter sends them to.
@@ -142,14 +136,9 @@ func (ns *NS) MissingForeign(lab string, bridges []string, uplinkEnd string) []s
 	check := func(rules []RuleSpec, legacy []xtRule, routed bool) {
 		drops, _ := ns.forwardDrops(lab, routed)
 		for _, c := range drops {
-			have, err := ns.conn().GetRules(c.Table, c)
-			if err != nil {
-				continue
-			}
-			for _, r := range rules {
-				if !hasComment(have, r.Text) {
-					out = append(out, r.Text)
-				}
+			missing, _ := ns.missingIn(c, rules)
+			for _, r := range missing {
+				out = append(out, r.Text)
 			}
 		}
 		out = append(out, ns.legacyMissing(legacy, routed)...)
@@ -169,27 +158,10 @@ func (ns *NS) MissingForeign(lab string, bridges []string, uplinkEnd string) []s
 // RemoveForeignRule deletes every copy of the lab's rule with this comment
 // from other programs' chains, nftables and iptables-legacy.
 func (ns *NS) RemoveForeignRule(comment string) error {
-	var errs []error
-	chains, err := ns.conn().ListChains()
-	errs = append(errs, err)
-	n := 0
-	for _, c := range chains {
-		rules, err := ns.conn().GetRules(c.Table, c)
-		if err != nil {
-			continue
-		}
-		for _, r := range rules {
-			if commentOf(r) == comment {
-				errs = append(errs, ns.conn().DelRule(r))
-				n++
-			}
-		}
-	}
-	if n > 0 {
-		errs = append(errs, ns.conn().Flush())
-	}
-	_, err = ns.legacyRemoveIf(func(c string) bool { return c == comment })
-	return errors.Join(append(errs, err)...)
+	match := func(c string) bool { return c == comment }
+	_, err := ns.removeNFTIf("", match)
+	_, lerr := ns.legacyRemoveIf(match)
+	return errors.Join(err, lerr)
 }
 
 // ensureBoth puts the rules into the nftables chains and their twins into
@@ -213,14 +185,11 @@ func (ns *NS) ensureForeign(lab string, rules []RuleSpec, routed bool) (chains [
 	}
 	for _, c := range drops {
 		chains = append(chains, ForeignChain{Family: familyNames[c.Table.Family], Table: c.Table.Name, Chain: c.Name})
-		have, err := ns.conn().GetRules(c.Table, c)
+		missing, err := ns.missingIn(c, rules)
 		if err != nil {
-			return chains, changed, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
+			return chains, changed, err
 		}
-		for _, r := range slices.Backward(rules) { // each goes to the head: the first ends first
-			if hasComment(have, r.Text) {
-				continue
-			}
+		for _, r := range slices.Backward(missing) { // each goes to the head: the first ends first
 			ns.conn().InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: comment(r.Text), Exprs: r.Exprs})
 			changed = true
 		}
@@ -234,13 +203,23 @@ func (ns *NS) ensureForeign(lab string, rules []RuleSpec, routed bool) (chains [
 	return chains, true, nil
 }
 
-func hasComment(rules []*nftables.Rule, want string) bool {
+// missingIn returns the rules whose comment no rule of chain c carries.
+func (ns *NS) missingIn(c *nftables.Chain, rules []RuleSpec) ([]RuleSpec, error) {
+	have, err := ns.conn().GetRules(c.Table, c)
+	if err != nil {
+		return nil, &OpError{Op: "list rules", Node: ns.Name, Iface: c.Table.Name + "/" + c.Name, Err: err}
+	}
+	comments := map[string]bool{}
+	for _, r := range have {
+		comments[commentOf(r)] = true
+	}
+	var out []RuleSpec
 	for _, r := range rules {
-		if commentOf(r) == want {
-			return true
+		if !comments[r.Text] {
+			out = append(out, r)
 		}
 	}
-	return false
+	return out, nil
 }
 
 // RemoveForeignRules deletes every rule the lab put into chains it does
@@ -252,7 +231,12 @@ func (ns *NS) RemoveForeignRules(lab string) (int, error) {
 }
 
 func (ns *NS) removeForeignNFT(lab string) (int, error) {
-	mark := Mark(lab)
+	return ns.removeNFTIf(TableName(lab), markedBy(Mark(lab)))
+}
+
+// removeNFTIf deletes the rules whose comment matches from every nftables
+// chain outside the table named skip, returning how many.
+func (ns *NS) removeNFTIf(skip string, match func(comment string) bool) (int, error) {
 	chains, err := ns.conn().ListChains()
 	if err != nil {
 		return 0, &OpError{Op: "list nftables chains", Node: ns.Name, Err: err}
@@ -260,7 +244,7 @@ func (ns *NS) removeForeignNFT(lab string) (int, error) {
 	n := 0
 	var errs []error
 	for _, c := range chains {
-		if c.Table.Name == TableName(lab) {
+		if c.Table.Name == skip {
 			continue
 		}
 		rules, err := ns.conn().GetRules(c.Table, c)
@@ -269,7 +253,7 @@ func (ns *NS) removeForeignNFT(lab string) (int, error) {
 			continue
 		}
 		for _, r := range rules {
-			if ownsRule(r, mark) {
+			if match(commentOf(r)) {
 				if err := ns.conn().DelRule(r); err != nil {
 					errs = append(errs, err)
 					continue

@@ -250,19 +250,13 @@ func (t *xtTable) rebuild(keep []int, before int, add [][]byte) xtEdit {
 // FORWARD, unless an entry with its comment is in the chain already.
 // changed is false when nothing was missing.
 func (t *xtTable) ensure(rules []xtRule) (ed xtEdit, changed bool) {
-	first, policy, ok := t.forward()
+	first, _, ok := t.forward()
 	if !ok {
 		return ed, false
 	}
-	have := map[string]bool{}
-	for _, e := range t.entries[first:policy] {
-		have[t.layout.comment(e.b)] = true
-	}
 	var add [][]byte
-	for _, r := range rules {
-		if !have[r.Comment] {
-			add = append(add, t.layout.encode(r))
-		}
+	for _, r := range t.missing(rules) {
+		add = append(add, t.layout.encode(r))
 	}
 	if len(add) == 0 {
 		return ed, false
@@ -274,11 +268,34 @@ func (t *xtTable) ensure(rules []xtRule) (ed xtEdit, changed bool) {
 	return t.rebuild(keep, first, add), true
 }
 
+// missing returns the rules whose comment no entry of FORWARD carries.
+func (t *xtTable) missing(rules []xtRule) []xtRule {
+	first, policy, ok := t.forward()
+	if !ok {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, e := range t.entries[first:policy] {
+		have[t.layout.comment(e.b)] = true
+	}
+	var out []xtRule
+	for _, r := range rules {
+		if !have[r.Comment] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// markedBy returns a test of whether a rule's comment is one the lab with
+// this mark wrote.
+func markedBy(mark string) func(comment string) bool {
+	return func(c string) bool { return c == mark || strings.HasPrefix(c, mark+" ") }
+}
+
 // remove returns the table without the entries whose comment is mark or
 // starts with mark and a space, and how many there were.
-func (t *xtTable) remove(mark string) (ed xtEdit, n int) {
-	return t.removeIf(func(c string) bool { return c == mark || strings.HasPrefix(c, mark+" ") })
-}
+func (t *xtTable) remove(mark string) (ed xtEdit, n int) { return t.removeIf(markedBy(mark)) }
 
 // removeIf returns the table without the entries whose comment matches.
 func (t *xtTable) removeIf(match func(comment string) bool) (ed xtEdit, n int) {

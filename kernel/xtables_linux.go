@@ -217,21 +217,9 @@ func (f legacyFamily) edit(change func(*xtTable) (xtEdit, bool)) (bool, error) {
 // policy is DROP and which see the traffic: routed traffic always,
 // bridged frames only where br_netfilter sends them.
 func (ns *NS) legacyEnsure(rules []xtRule, routed bool) (chains []ForeignChain, changed bool, err error) {
-	fams := []legacyFamily{legacyIPv4, legacyIPv6}
-	if routed {
-		fams = fams[:1] // the uplink carries IPv4 only
-	}
 	var errs []error
 	err = ns.Do(func() error {
-		for _, f := range fams {
-			if !f.loaded() {
-				continue
-			}
-			if !routed {
-				if v, _ := readSysctl(f.bridged); v != "1" {
-					continue
-				}
-			}
+		for _, f := range legacySeeing(routed) {
 			drops := false
 			c, err := f.edit(func(t *xtTable) (xtEdit, bool) {
 				if drops = t.forwardDrops(); !drops {
@@ -258,9 +246,27 @@ func (ns *NS) legacyEnsure(rules []xtRule, routed bool) (chains []ForeignChain, 
 	return chains, changed, err
 }
 
+// legacySeeing returns, in the calling thread's namespace, the legacy
+// families whose filter table is loaded and sees the traffic: routed
+// traffic (the uplink's, IPv4 only) always, bridged frames only where
+// br_netfilter sends them.
+func legacySeeing(routed bool) []legacyFamily {
+	var out []legacyFamily
+	for _, f := range []legacyFamily{legacyIPv4, legacyIPv6} {
+		if !f.loaded() || (routed && f.family != "ip") {
+			continue
+		}
+		if v, _ := readSysctl(f.bridged); !routed && v != "1" {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // legacyRemove deletes the lab's entries from both legacy filter tables.
 func (ns *NS) legacyRemove(mark string) (int, error) {
-	return ns.legacyRemoveIf(func(c string) bool { return c == mark || strings.HasPrefix(c, mark+" ") })
+	return ns.legacyRemoveIf(markedBy(mark))
 }
 
 // legacyRemoveIf deletes the entries whose comment matches from both
@@ -332,26 +338,13 @@ func (ns *NS) legacyComments(prefix string) []string {
 func (ns *NS) legacyMissing(rules []xtRule, routed bool) []string {
 	var out []string
 	_ = ns.Do(func() error {
-		for _, f := range []legacyFamily{legacyIPv4, legacyIPv6} {
-			if !f.loaded() || (routed && f.family != "ip") {
-				continue
-			}
-			if v, _ := readSysctl(f.bridged); !routed && v != "1" {
-				continue
-			}
+		for _, f := range legacySeeing(routed) {
 			t, err := f.readOnly()
 			if err != nil || !t.forwardDrops() {
 				continue
 			}
-			first, policy, _ := t.forward()
-			have := map[string]bool{}
-			for _, e := range t.entries[first:policy] {
-				have[f.layout.comment(e.b)] = true
-			}
-			for _, r := range rules {
-				if !have[r.Comment] {
-					out = append(out, r.Comment)
-				}
+			for _, r := range t.missing(rules) {
+				out = append(out, r.Comment)
 			}
 		}
 		return nil

@@ -35,6 +35,22 @@ func link6(t *testing.T, node, iface string) []string {
 	return out
 }
 
+// replaceInBuiltin returns the built-in file with its first old replaced by
+// new, parsed.
+func replaceInBuiltin(t *testing.T, old, new string) (*topology.Topology, []byte) {
+	t.Helper()
+	base := string(topology.BuiltinYAML())
+	src := strings.Replace(base, old, new, 1)
+	if src == base {
+		t.Fatalf("the built-in file has no %q to edit", old)
+	}
+	top, err := topology.Parse("edited.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top, []byte(src)
+}
+
 // TestNoLinkLocalWithoutIPv6: a node with no IPv6 address brings its links
 // up without an fe80:: address (nothing for a bridge to flood), while a
 // dual-stack node keeps link-local addresses, and IPv6 between such nodes
@@ -101,15 +117,8 @@ func TestBridgeSnooping(t *testing.T) {
 	if got := snooping(t, "", "br0"); got != 0 {
 		t.Errorf("br0 mcast_snooping = %d, want 0 by default", got)
 	}
-	src := strings.Replace(string(topology.BuiltinYAML()), "br0: {", "br0: {multicast-snooping: true, ", 1)
-	if src == string(topology.BuiltinYAML()) {
-		t.Fatalf("the built-in file has no \"br0: {\" to edit:\n%s", topology.BuiltinYAML())
-	}
-	edited, err := topology.Parse("snoop.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := lab.Up(ctx(t), edited, []byte(src), lab.Options{})
+	edited, src := replaceInBuiltin(t, "br0: {", "br0: {multicast-snooping: true, ")
+	res, err := lab.Up(ctx(t), edited, src, lab.Options{})
 	if err != nil {
 		t.Fatalf("up with snooping: %v", err)
 	}
@@ -138,19 +147,6 @@ func TestLinkLocalEdits(t *testing.T) {
 	}
 	top := topology.Builtin()
 	up(t, top)
-	base := string(topology.BuiltinYAML())
-	edit := func(old, new string) (*topology.Topology, []byte) {
-		t.Helper()
-		src := strings.Replace(base, old, new, 1)
-		if src == base {
-			t.Fatalf("the built-in file has no %q", old)
-		}
-		e, err := topology.Parse("edited.yaml", []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, []byte(src)
-	}
 	hasLL := func(node string) bool {
 		for _, a := range link6(t, node, "eth0") {
 			if strings.HasPrefix(a, "fe80:") {
@@ -161,7 +157,7 @@ func TestLinkLocalEdits(t *testing.T) {
 	}
 
 	// ns0 becomes dual-stack.
-	v6, src := edit("addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fd00:11::2/64"]`)
+	v6, src := replaceInBuiltin(t, "addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fd00:11::2/64"]`)
 	if _, err := lab.Up(ctx(t), v6, src, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +169,7 @@ func TestLinkLocalEdits(t *testing.T) {
 	}
 
 	// A link-local address in the file.
-	ll, src := edit("addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fe80::1/64"]`)
+	ll, src := replaceInBuiltin(t, "addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fe80::1/64"]`)
 	if _, err := lab.Up(ctx(t), ll, src, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
