@@ -110,6 +110,7 @@ func RemoveHosts(node, marker string) (bool, error) {
 	path := filepath.Join(dir, "hosts")
 	old, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
+		removeHostsLeftover(dir, marker)
 		return false, nil
 	}
 	if err != nil || !bytes.HasPrefix(old, []byte(marker)) {
@@ -120,6 +121,28 @@ func RemoveHosts(node, marker string) (bool, error) {
 	}
 	os.Remove(dir) // only succeeds when empty
 	return true, nil
+}
+
+// removeHostsLeftover cleans up after a WriteHosts that was killed before
+// its rename: the temporary file, if it is the lab's, and then the folder
+// if that leaves it empty. A folder that was empty already is left alone
+// unless the caller knows the node is the lab's (RemoveStaleHostsDir).
+func removeHostsLeftover(dir, marker string) {
+	tmp := filepath.Join(dir, "hosts.nsrouter")
+	if b, err := os.ReadFile(tmp); err == nil && bytes.HasPrefix(b, []byte(marker)) {
+		os.Remove(tmp)
+		os.Remove(dir) // only succeeds when empty
+	}
+}
+
+// RemoveStaleHostsDir removes /etc/netns/NODE when it is empty: what a
+// WriteHosts killed between making the folder and writing the file leaves.
+// The caller names only nodes of the lab being removed.
+func RemoveStaleHostsDir(node string) {
+	dir := filepath.Join(HostsDir, node)
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) == 0 {
+		os.Remove(dir)
+	}
 }
 
 // DefaultRouteDev returns the interface of the namespace's IPv4 default

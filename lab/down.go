@@ -121,6 +121,11 @@ func down(lab string, o Options) (*DownResult, error) {
 			}
 		}
 	}
+	if prevErr == nil {
+		for _, n := range prev.Namespaces() {
+			kernel.RemoveStaleHostsDir(n.Name)
+		}
+	}
 
 	took("stale files and hosts files")
 	restored, err := o.restoreHost(lab, host)

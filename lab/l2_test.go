@@ -1,11 +1,14 @@
 package lab_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nsrouter/nsrouter/internal/sandbox"
 	"github.com/nsrouter/nsrouter/internal/witness"
+	"github.com/nsrouter/nsrouter/kernel"
 	"github.com/nsrouter/nsrouter/lab"
 	"github.com/nsrouter/nsrouter/topology"
 )
@@ -227,5 +230,38 @@ expect:
 	}
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("after down:\n%s", witness.Diff(before, after))
+	}
+}
+
+// TestDownAfterKilledHostsWrite: an up killed while writing a hosts file
+// leaves an empty /etc/netns/NODE, or one holding the temporary file; down
+// removes both, and leaves alone an empty folder of a node not in the lab.
+func TestDownAfterKilledHostsWrite(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	top := topology.Builtin()
+	up(t, top)
+	for _, d := range []string{"ns0", "ns1", "not-ours"} {
+		if err := os.MkdirAll(filepath.Join(kernel.HostsDir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(kernel.HostsDir, "ns0", "hosts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(kernel.HostsDir, "ns1", "hosts"), filepath.Join(kernel.HostsDir, "ns1", "hosts.nsrouter")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(kernel.HostsDir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "not-ours" {
+		t.Errorf("/etc/netns after down holds %v, want only not-ours", names)
 	}
 }
