@@ -55,7 +55,7 @@ func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr, snooping boo
 			return false, &OpError{Op: "ensure bridge", Node: ns.Name, Iface: name,
 				Err: fmt.Errorf("the lab's interface is a %s, not a bridge", l.Type())}
 		}
-		changed, err := ns.ensureLinkAttrs(l, 0, mac)
+		changed, err := ns.ensureLinkAttrs(l, 0, mac, false)
 		if err != nil {
 			return changed, err
 		}
@@ -152,6 +152,7 @@ type VethEnd struct {
 	Master string
 	MTU    int // 0: the default
 	MAC    net.HardwareAddr
+	Fast   bool // the fast profile's packet sizes, set by their own step
 }
 
 // EnsureVeth creates a veth pair with each end directly in its namespace
@@ -173,8 +174,8 @@ func EnsureVeth(a, b VethEnd, mark string, fresh bool) (created bool, err error)
 		}
 	}
 	if la != nil && lb != nil {
-		ca, erra := a.NS.ensureLinkAttrs(la, a.MTU, a.MAC)
-		cb, errb := b.NS.ensureLinkAttrs(lb, b.MTU, b.MAC)
+		ca, erra := a.NS.ensureLinkAttrs(la, a.MTU, a.MAC, !a.Fast)
+		cb, errb := b.NS.ensureLinkAttrs(lb, b.MTU, b.MAC, !b.Fast)
 		return ca || cb, errors.Join(erra, errb, a.NS.ensureMaster(la, a.Master), b.NS.ensureMaster(lb, b.Master))
 	}
 	for _, half := range []struct {

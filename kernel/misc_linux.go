@@ -3,12 +3,16 @@ package kernel
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsrouter/nsrouter/topology"
 )
 
 // EnsureMTU sets the interface's MTU (`ip link set NAME mtu N`) unless it
@@ -28,9 +32,17 @@ func (ns *NS) EnsureMTU(name string, mtu int) (bool, error) {
 }
 
 // ensureLinkAttrs brings an existing interface's MTU and MAC address to
-// the wanted values (zero values are left alone).
-func (ns *NS) ensureLinkAttrs(l netlink.Link, mtu int, mac net.HardwareAddr) (bool, error) {
+// the wanted values (zero values are left alone). With resetSizes, its
+// GSO/GRO packet sizes go back to the kernel's defaults: a veth end that
+// has lost the fast profile (whose own step sets the fast sizes).
+func (ns *NS) ensureLinkAttrs(l netlink.Link, mtu int, mac net.HardwareAddr, resetSizes bool) (bool, error) {
 	changed := false
+	if resetSizes && packetSizeSuffix(l.Attrs()) != "" {
+		if _, _, err := ns.setPacketSizes(l, false); err != nil {
+			return false, err
+		}
+		changed = true
+	}
 	if mtu != 0 && l.Attrs().MTU != mtu {
 		if err := ns.nl.LinkSetMTU(l, mtu); err != nil {
 			return changed, &OpError{Op: "set mtu", Node: ns.Name, Iface: l.Attrs().Name, Err: err}
@@ -175,4 +187,94 @@ func isZeroMask(m net.IPMask) bool {
 func (ns *NS) HasLink(name string) bool {
 	_, err := ns.nl.LinkByName(name)
 	return err == nil
+}
+
+// packetSizes are a link's largest GSO and GRO packets, IPv6 (which the
+// kernel also applies to IPv4 up to 64 KiB) and IPv4, each with its
+// setter. A size the kernel does not report (0) is one it does not have:
+// GRO sizes came with Linux 5.19, the IPv4 ones with 6.3.
+func packetSizes(h *netlink.Handle, a *netlink.LinkAttrs) []packetSize {
+	return []packetSize{
+		{"gso_max_size", false, a.GSOMaxSize, h.LinkSetGSOMaxSize},
+		{"gro_max_size", false, a.GROMaxSize, h.LinkSetGROMaxSize},
+		{"gso_ipv4_max_size", true, a.GSOIPv4MaxSize, h.LinkSetGSOIPv4MaxSize},
+		{"gro_ipv4_max_size", true, a.GROIPv4MaxSize, h.LinkSetGROIPv4MaxSize},
+	}
+}
+
+type packetSize struct {
+	name string
+	ipv4 bool
+	have uint32
+	set  func(netlink.Link, int) error
+}
+
+// want is the size a link with or without the fast profile should have.
+// The profile raises the IPv4 sizes only: on Linux 6.18, IPv6 packets
+// above 64 KiB (IPv6 BIG TCP) did not cross a lab router: TCP fell to
+// almost nothing, with thousands of retransmissions.
+func (p packetSize) want(fast bool) uint32 {
+	if fast && p.ipv4 {
+		return topology.FastPacketSize
+	}
+	return defaultPacketSize
+}
+
+// defaultPacketSize is the kernel's GSO and GRO limit on a new link.
+const defaultPacketSize = 65536
+
+// EnsurePacketSize gives the interface the fast profile's packet sizes
+// (`ip link set NAME gso_ipv4_max_size N gro_ipv4_max_size N`). On a
+// kernel without them it says so in note.
+func (ns *NS) EnsurePacketSize(name string) (changed bool, note string, err error) {
+	l, err := ns.nl.LinkByName(name)
+	if err != nil {
+		return false, "", &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
+	}
+	changed, missing, err := ns.setPacketSizes(l, true)
+	if missing {
+		note = fmt.Sprintf("%s:%s: this kernel cannot pass IPv4 packets above 64 KiB (gso_ipv4_max_size, Linux 6.3): the fast profile changes nothing there",
+			ns.label(), name)
+	}
+	return changed, note, err
+}
+
+// setPacketSizes gives l the packet sizes of its profile and reports
+// whether the kernel lacks the IPv4 ones.
+func (ns *NS) setPacketSizes(l netlink.Link, fast bool) (changed, missingIPv4 bool, err error) {
+	for _, p := range packetSizes(ns.nl, l.Attrs()) {
+		switch {
+		case p.have == 0:
+			missingIPv4 = missingIPv4 || p.ipv4
+		case p.have != p.want(fast):
+			if err := p.set(l, int(p.want(fast))); err != nil {
+				return changed, missingIPv4, &OpError{Op: fmt.Sprintf("set %s %d", p.name, p.want(fast)), Node: ns.Name, Iface: l.Attrs().Name, Err: err}
+			}
+			changed = true
+		}
+	}
+	return changed, missingIPv4, nil
+}
+
+// packetSizeSuffix describes a link's packet sizes for its fact: "" for
+// the kernel's defaults, " fast" for the fast profile's, and the sizes
+// themselves for anything else.
+func packetSizeSuffix(a *netlink.LinkAttrs) string {
+	var sizes []string
+	fast, plain := true, true
+	for _, p := range packetSizes(nil, a) {
+		if p.have == 0 {
+			continue
+		}
+		fast = fast && p.have == p.want(true)
+		plain = plain && p.have == p.want(false)
+		sizes = append(sizes, fmt.Sprintf("%s %d", p.name, p.have))
+	}
+	switch {
+	case plain:
+		return ""
+	case fast:
+		return " fast"
+	}
+	return " " + strings.Join(sizes, " ")
 }

@@ -44,6 +44,9 @@ func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 		}
 		owned[a.Index] = true
 		v := l.Type()
+		if v == "veth" {
+			v += packetSizeSuffix(a)
+		}
 		if br, ok := l.(*netlink.Bridge); ok && br.MulticastSnooping != nil && *br.MulticastSnooping {
 			v += " multicast-snooping"
 		}

@@ -76,6 +76,8 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 	case plan.SetMTU:
 		changed, err = ns.EnsureMTU(s.Iface, s.MTU)
 		return changed, "", err
+	case plan.SetPacketSize:
+		return ns.EnsurePacketSize(s.Iface)
 	case plan.WriteHosts:
 		changed, err = WriteHosts(s.Node.Name, s.Hosts, plan.HostsMarker)
 		return changed, "", err
@@ -176,7 +178,7 @@ func (w *worker) createVeth(l *topology.Link, mark string) (bool, string, error)
 		return false, "", err
 	}
 	end := func(ns *NS, i *topology.Interface) VethEnd {
-		v := VethEnd{NS: ns, Name: i.Name, MTU: i.MTU, MAC: i.MAC}
+		v := VethEnd{NS: ns, Name: i.Name, MTU: i.MTU, MAC: i.MAC, Fast: i.Fast()}
 		if i.Master != nil {
 			v.Master = i.Master.Name
 		}

@@ -108,6 +108,9 @@ func Facts(t *topology.Topology, rules RuleTexts) []Fact {
 		}
 		for _, i := range n.Interfaces {
 			v := "veth"
+			if i.Fast() {
+				v += " fast"
+			}
 			if i.Master != nil {
 				v += " master " + i.Master.Name
 			}

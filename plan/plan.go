@@ -28,6 +28,7 @@ const (
 	AddRule                     // a policy routing rule
 	WriteHosts                  // /etc/netns/NODE/hosts: every node by name
 	SetUplink                   // host: forwarding and masquerade for the uplink
+	SetPacketSize               // fast profile: big IPv4 GSO/GRO packets on a link end
 )
 
 var kindNames = [...]string{
@@ -44,6 +45,7 @@ var kindNames = [...]string{
 	AddRule:         "rule",
 	WriteHosts:      "hosts",
 	SetUplink:       "uplink",
+	SetPacketSize:   "packet-size",
 }
 
 func (k Kind) String() string {
@@ -68,6 +70,7 @@ type Step struct {
 	Bridges []*topology.Bridge   // AllowBridged
 	Rule    *topology.PolicyRule // AddRule
 	MTU     int                  // SetMTU
+	Size    int                  // SetPacketSize: largest IPv4 GSO/GRO packet, bytes
 	NoLL6   bool                 // SetUp: without an IPv6 link-local address
 	Hosts   []byte               // WriteHosts
 	Uplink  *topology.Uplink     // SetUplink
@@ -101,6 +104,8 @@ func (s Step) String() string {
 		return fmt.Sprintf("%s: let frames cross %d lab bridges past foreign forward drops", where, len(s.Bridges))
 	case SetMTU:
 		return fmt.Sprintf("%s: mtu %d on %s", where, s.MTU, s.Iface)
+	case SetPacketSize:
+		return fmt.Sprintf("%s: IPv4 packets of up to %d bytes on %s (GSO/GRO, fast profile)", where, s.Size, s.Iface)
 	case AddRule:
 		return fmt.Sprintf("%s: rule %s", where, RuleString(s.Rule))
 	case WriteHosts:
@@ -162,6 +167,10 @@ func Build(t *topology.Topology) *Plan {
 		// its ports, so a LAN of N such nodes costs N² frames to build.
 		noLL6 := !n.Host && !usesIPv6(n)
 		for _, i := range n.Interfaces {
+			if i.Fast() {
+				p.add(Step{Kind: SetPacketSize, Node: n, Iface: i.Name, Size: topology.FastPacketSize,
+					Reason: "fast profile: the stack builds and forwards IPv4 packets of up to this size whole, a third of the per-packet work"})
+			}
 			if !i.Down {
 				p.add(Step{Kind: SetUp, Node: n, Iface: i.Name, NoLL6: noLL6,
 					Reason: "an interface passes no traffic until it is up"})

@@ -80,9 +80,10 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+func noRules(string, *topology.Node, *topology.Firewall, *topology.NAT) []ChainText { return nil }
+
 func TestScriptLines(t *testing.T) {
 	var b bytes.Buffer
-	noRules := func(string, *topology.Node, *topology.Firewall, *topology.NAT) []ChainText { return nil }
 	Build(topology.Builtin()).Script(&b, noRules)
 	for _, want := range []string{
 		"ip netns add ns0",
@@ -98,5 +99,55 @@ func TestScriptLines(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the script lacks %q", want)
 		}
+	}
+}
+
+// TestFastProfileSteps: the fast profile gives every end of the lab's
+// links, bridge ports included, a packet-size step before it comes up and
+// a fact that says so; a link with profile default and the uplink get
+// neither, and the script sets the sizes with ip.
+func TestFastProfileSteps(t *testing.T) {
+	src := strings.Replace(string(topology.BuiltinYAML()), "name: ", "profile: fast\nname: ", 1) + `uplink: {node: router-ns, subnet: 10.254.0.0/30, out: eth9}
+`
+	top, err := topology.Parse("fast.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Links[1].Fast = false // as if the second link said profile: default
+	p := Build(top)
+	sized := map[string]int{}
+	for i, s := range p.Steps {
+		if s.Kind != SetPacketSize {
+			continue
+		}
+		sized[s.Node.Name+":"+s.Iface] = i
+		if s.Size != topology.FastPacketSize || s.Reason == "" {
+			t.Errorf("step %s: size %d, reason %q", s, s.Size, s.Reason)
+		}
+		for j, u := range p.Steps {
+			if u.Kind == SetUp && u.Node == s.Node && u.Iface == s.Iface && j < i {
+				t.Errorf("%s comes after the interface is up", s)
+			}
+		}
+	}
+	facts := map[string]string{}
+	for _, f := range Facts(top, nil) {
+		if f.Kind == "link" {
+			facts[f.Node+":"+f.Key] = f.Value
+		}
+	}
+	for _, l := range top.Links {
+		for _, i := range []*topology.Interface{l.A, l.B} {
+			_, has := sized[i.String()]
+			fast := strings.Contains(facts[i.String()], " fast")
+			if want := l != top.Links[1] && l != top.Uplink.Iface.Link; has != want || fast != want {
+				t.Errorf("%s: step %v, fact %q; want fast %v", i, has, facts[i.String()], want)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	p.Script(&buf, noRules)
+	if n := strings.Count(buf.String(), "gso_ipv4_max_size 185000 gro_ipv4_max_size 185000"); n != len(sized) {
+		t.Errorf("the script sets packet sizes %d times, want %d", n, len(sized))
 	}
 }

@@ -97,6 +97,11 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 		return vethCommands(s.Veth, mark)
 	case SetMTU:
 		return []string{fmt.Sprintf("%s link set %s mtu %d", ipIn(n), s.Iface, s.MTU)}
+	case SetPacketSize:
+		// iproute2 sets the IPv4 sizes from 6.3 on (Debian 12 has 6.1).
+		return []string{fmt.Sprintf("%s link set %s gso_ipv4_max_size %d gro_ipv4_max_size %d 2>/dev/null ||\n\techo %s >&2",
+			ipIn(n), s.Iface, s.Size, s.Size,
+			shq(fmt.Sprintf("note: this ip cannot set IPv4 packet sizes (iproute2 6.3+): %s:%s keeps 64 KiB packets", n.Name, s.Iface)))}
 	case AddAddress:
 		nodad := ""
 		if s.Addr.Addr().Is6() {

@@ -227,10 +227,12 @@ func (r *resolver) expandUplink(f *File) {
 		f.Nodes = append(f.Nodes, Entry[FileNode]{Key: HostNode, KeyPos: u.Pos})
 	}
 	hostEnd := UplinkHostName(f.Name.Value)
+	// The uplink keeps the kernel's defaults whatever the lab's profile:
+	// its host end faces the host's own network.
 	f.Links = append(f.Links, FileLink{Pos: u.Pos, Endpoints: []String{
 		{Value: u.Node.Value + ":" + ifname, Pos: u.Node.Pos, Set: true},
 		{Value: HostNode + ":" + hostEnd, Pos: u.Pos, Set: true},
-	}})
+	}, Profile: String{Value: "default", Pos: u.Pos, Set: true}})
 }
 
 // UplinkHostName is the host's end of a lab's uplink.

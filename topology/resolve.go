@@ -74,6 +74,8 @@ type resolver struct {
 	// an interface on a rejected link is not also called unused.
 	fileLinks []FileLink
 	endpoints map[string]bool
+	// fast is the lab's profile, for links that name none.
+	fast bool
 }
 
 func resolve(source string, f *File, errs *ErrorList) *Topology {
@@ -88,6 +90,7 @@ func resolve(source string, f *File, errs *ErrorList) *Topology {
 		bridgePools: map[*Bridge]String{},
 	}
 	r.labName(f)
+	r.fast = r.profile(f.Profile, "profile", false)
 	r.poolDefs(f)
 	r.expandGroups(f)
 	r.expandUplink(f)
@@ -121,6 +124,19 @@ func (r *resolver) labName(f *File) {
 	case !labNameRE.MatchString(f.Name.Value):
 		r.errs.add(f.Name.Pos, "name %q: a lab name is 1 to 32 lowercase letters, digits and '-', starting with a letter or digit", f.Name.Value)
 	}
+}
+
+// profile reads a profile field: true for fast, def when unset.
+func (r *resolver) profile(p String, what string, def bool) bool {
+	switch {
+	case !p.Set:
+		return def
+	case p.Value == "fast":
+		return true
+	case p.Value != "default":
+		r.errs.add(p.Pos, "%s %q: a profile is default or fast", what, p.Value)
+	}
+	return false
 }
 
 func (r *resolver) nodes(f *File) {
@@ -268,6 +284,7 @@ func (r *resolver) link(what string, fl *FileLink, used map[string]Pos) {
 		r.errs.add(fl.State.Pos, "%s: state %q must be up or down", what, fl.State.Value)
 	}
 	mtu := r.mtu(fl.MTU, what)
+	l.Fast = r.profile(fl.Profile, what+": profile", r.fast)
 	for _, i := range []*Interface{l.A, l.B} {
 		if r.nameClash(what, fl.Pos, i) {
 			continue // keep the first holder of the name
