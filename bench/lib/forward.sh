@@ -1,55 +1,129 @@
 #!/bin/bash
 # forward.sh -- the part of bench/forwarding.sh that runs inside the
-# sandbox. Each round measures, with the shared harness's bench_tput.sh
-# (one run each), a direct veth pair and then every path twice: built by
-# hand (the harness's own commands) and built by nsrouter from the same
-# names and addresses. The order of the two builders alternates from round
-# to round, so a drift in the machine's speed does not favour either.
-# forwarding.sh sets the environment:
+# sandbox. It builds every variant of every path at once, each in its own
+# namespaces PREFIXa (iperf3 client), PREFIXr (router) and PREFIXb (server,
+# 10.9.2.2), then measures them in cycles: each cycle runs iperf3 once over
+# every variant, in a new random order. Runs seconds apart share the
+# machine's momentary speed, so per-cycle ratios cancel most of the drift
+# that makes runs minutes apart differ by 30% on a shared 2-core machine.
 #
-#   NSR TOPO OUT SHARED   binary, topology files, results folder, harness
-#   PATHS ROUNDS          paths (routed masq) and rounds
-#   PIN                   1: iperf3's client on CPU 0, its server on CPU 1
-#   BN_SECS BN_PINGS BN_STREAMS   passed on to bench_tput.sh
+#   variant      prefix  built by
+#   direct       d-      hand: the shared harness's ip commands (the reference)
+#   direct-fast  df-     nsrouter, profile fast
+#   PATH-hand    hP-     hand: the harness's ip and nft commands
+#   PATH         nP-     nsrouter, profile default
+#   PATH-fast    fP-     nsrouter, profile fast
 #
-# All traffic runs between the namespaces tp-a, tp-r and tp-b made here.
+# for PATH in routed (P=r) and masq (P=m). forwarding.sh sets:
+#
+#   NSR TOPO OUT           binary, topology folder (topo.sh output), results
+#   PATHS CYCLES SECS PIN  paths, cycles, seconds per run; PIN=1 puts
+#                          iperf3's client on CPU 0 and its server on CPU 1
+#
+# All traffic runs between namespaces made here.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/guard.sh"
+CSV=$OUT/cycles.csv
+echo "cycle,variant,gbps,retransmits" >"$CSV"
+echo "variant,ping_avg_ms" >"$OUT/ping.csv"
 
-measure() { # builder path
-	local up= down=
-	if [[ $1 == nsrouter ]]; then
-		up="$NSR up --quiet $TOPO/fwd-{PATH}.yaml"
-		down="$NSR down $TOPO/fwd-{PATH}.yaml >/dev/null"
+# hand PATH P: the harness's build (shared bench/lib/bench_tput.sh) with
+# the namespaces named P-a, P-r, P-b.
+hand() {
+	local a=$2a r=$2r b=$2b
+	ip netns add "$a" && ip netns add "$b" || return 1
+	ip -n "$a" link set lo up && ip -n "$b" link set lo up
+	if [[ $1 == direct ]]; then
+		ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
+		ip -n "$a" addr add 10.9.2.1/24 dev eth0
+		ip -n "$b" addr add 10.9.2.2/24 dev eth0
+		ip -n "$a" link set eth0 up && ip -n "$b" link set eth0 up
+		return
 	fi
-	local csv=$OUT/tput-$1.csv before=0
-	[[ -s $csv ]] && before=$(wc -l <"$csv")
-	BN_TP_UP=$up BN_TP_DOWN=$down BN_PATHS=$2 BN_RUNS=1 BN_OUT=$csv \
-		timeout $((4 * ${BN_SECS:-5} + 120)) "$SHARED/lib/bench_tput.sh" 2>&1 | sed "s/^/  $1 round $r:/"
-	# The same rows with their round and builder, so that report can pair
-	# each nsrouter run with the hand-built run next to it.
-	[[ -s $OUT/rounds.csv ]] || echo "round,builder,path,streams,run,gbps,retransmits,ping_avg_ms" >"$OUT/rounds.csv"
-	tail -n +$((before + 1)) "$csv" | grep -v '^path,' | sed "s/^/$r,$1,/" >>"$OUT/rounds.csv"
+	ip netns add "$r" && ip -n "$r" link set lo up
+	ip netns exec "$r" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+	ip link add va netns "$r" type veth peer name eth0 netns "$a"
+	ip link add vb netns "$r" type veth peer name eth0 netns "$b"
+	if [[ $1 == routed ]]; then
+		ip -n "$r" addr add 10.9.1.1/24 dev va
+	else
+		ip -n "$r" link add br0 type bridge
+		ip -n "$r" link set va master br0
+		ip -n "$r" link set br0 up
+		ip -n "$r" addr add 10.9.1.1/24 dev br0
+	fi
+	ip -n "$r" addr add 10.9.2.1/24 dev vb
+	ip -n "$a" addr add 10.9.1.2/24 dev eth0
+	ip -n "$r" link set va up && ip -n "$r" link set vb up
+	ip -n "$b" addr add 10.9.2.2/24 dev eth0
+	ip -n "$a" link set eth0 up && ip -n "$b" link set eth0 up
+	ip -n "$a" route add default via 10.9.1.1
+	if [[ $1 == routed ]]; then
+		ip -n "$b" route add default via 10.9.2.1
+	else # b has no route back: only the NAT gets replies home
+		ip netns exec "$r" nft -f - <<'EOF'
+table ip bnnat {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 10.9.1.0/24 oifname "vb" masquerade
+  }
+}
+EOF
+	fi
 }
 
-# Pinned, the client and the forwarding work it triggers (softirq, on the
-# sending CPU) share CPU 0 and the server has CPU 1; unpinned, the scheduler
-# moves them around and runs of one path differ by up to 30%.
-if [[ $PIN == 1 ]]; then
-	export BN_TP_CLIENT_EXEC="ip netns exec tp-a taskset -c 0"
-	export BN_TP_SERVER_EXEC="ip netns exec tp-b taskset -c 1"
-fi
+VARIANTS=() PREFIX=()
+variant() { # name prefix build-command...
+	local name=$1 p=$2
+	shift 2
+	if ! "$@" >/dev/null; then
+		echo "  $name: build failed" >&2
+		return
+	fi
+	if ! ip netns exec "${p}a" ping -c1 -W2 -q 10.9.2.2 >/dev/null 2>&1; then
+		echo "  $name: no connectivity; left out" >&2
+		return
+	fi
+	local cpu=
+	[[ $PIN == 1 ]] && cpu="taskset -c 1"
+	ip netns exec "${p}b" $cpu iperf3 -s -B 10.9.2.2 -D --pidfile "$OUT/.srv-$name.pid" || return
+	local avg
+	avg=$(ip netns exec "${p}a" ping -q -c "${BN_PINGS:-20}" -i 0.01 -W 1 10.9.2.2 2>/dev/null |
+		sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+	echo "$name,$avg" >>"$OUT/ping.csv"
+	VARIANTS+=("$name") PREFIX+=("$p")
+}
+trap 'for f in "$OUT"/.srv-*.pid; do [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done' EXIT
 
-for ((r = 1; r <= ROUNDS; r++)); do
-	measure hand direct
-	for p in $PATHS; do
-		if ((r % 2)); then
-			measure hand "$p"
-			measure nsrouter "$p"
-		else
-			measure nsrouter "$p"
-			measure hand "$p"
-		fi
+variant direct d- hand direct d-
+variant direct-fast df- "$NSR" up --quiet "$TOPO/fwd-direct-df-fast.yaml"
+for path in $PATHS; do
+	p=${path:0:1}
+	variant "$path-hand" "h$p-" hand "$path" "h$p-"
+	variant "$path" "n$p-" "$NSR" up --quiet "$TOPO/fwd-$path-n$p-default.yaml"
+	variant "$path-fast" "f$p-" "$NSR" up --quiet "$TOPO/fwd-$path-f$p-fast.yaml"
+done
+sleep 1 # let the servers settle
+
+run() { # index -> "gbps retransmits"
+	local cpu=
+	[[ $PIN == 1 ]] && cpu="taskset -c 0"
+	ip netns exec "${PREFIX[$1]}a" $cpu timeout $((SECS + 15)) iperf3 -c 10.9.2.2 -t "$SECS" -J 2>/dev/null |
+		python3 -c 'import json, sys
+try:
+    e = json.load(sys.stdin)["end"]
+    print("%.3f %d" % (e["sum_received"]["bits_per_second"] / 1e9, e["sum_sent"].get("retransmits", -1)))
+except Exception:
+    print("nan -1")'
+}
+
+for ((c = 1; c <= CYCLES; c++)); do
+	line=
+	for i in $(seq 0 $((${#VARIANTS[@]} - 1)) | shuf); do
+		read -r g rt < <(run "$i")
+		echo "$c,${VARIANTS[$i]},$g,$rt" >>"$CSV"
+		line+=" ${VARIANTS[$i]}=$g"
 	done
+	echo "  cycle $c/$CYCLES:$line" >&2
 done

@@ -1,108 +1,97 @@
 #!/usr/bin/env python3
 """fwdreport.py DIR -- medians and ratios of the forwarding benchmark.
 
-Reads DIR/rounds.csv (round,builder,path + the columns of the shared
-harness's bench_tput.sh: streams,run,gbps,retransmits,ping_avg_ms) and
-DIR/info.txt; writes DIR/forwarding.md and prints it.
+Reads DIR/cycles.csv (cycle,variant,gbps,retransmits), DIR/ping.csv
+(variant,ping_avg_ms) and DIR/info.txt; writes DIR/forwarding.md and
+prints it.
 
-Ratios are paired: each round's nsrouter run is divided by the same
-round's hand-built run of that path, each path by the same round's direct
-veth pair, and the median of those per-round ratios is reported (with
-their range). Runs minutes apart on a shared 2-core machine differ by more
-than runs seconds apart, so pairs cancel most of the drift.
+Ratios are paired: in each cycle every variant ran once, seconds apart, so
+each cycle's run of one variant is divided by the same cycle's run of the
+other, and the median of those per-cycle ratios is reported with its
+interquartile range. A target passes when the median meets it.
 """
 import csv
 import os
 import statistics
 import sys
 
-
-def num(x, f="%.2f"):
-    return "-" if x is None else f % x
-
-
-def median(xs):
-    return statistics.median(xs) if xs else None
+# (numerator, denominator, label, limit): the targets of issue 7.
+TARGETS = [
+    ("routed", "routed-hand", "routed: nsrouter / hand", 0.98),
+    ("masq", "masq-hand", "masq: nsrouter / hand", 0.98),
+    ("routed-fast", "direct", "routed, fast profile / direct veth pair", 0.95),
+]
+ORDER = ["direct", "direct-fast", "routed-hand", "routed", "routed-fast", "masq-hand", "masq", "masq-fast"]
+BUILT = {
+    "direct": "hand (harness)", "direct-fast": "nsrouter, fast",
+    "routed-hand": "hand (harness)", "routed": "nsrouter", "routed-fast": "nsrouter, fast",
+    "masq-hand": "hand (harness)", "masq": "nsrouter", "masq-fast": "nsrouter, fast",
+}
 
 
 def load(d):
-    gbps, ping = {}, {}
-    path = os.path.join(d, "rounds.csv")
-    if not os.path.exists(path):
-        return gbps, ping
-    with open(path) as f:
+    runs = {}
+    with open(os.path.join(d, "cycles.csv")) as f:
         for r in csv.DictReader(f):
             try:
                 g = float(r["gbps"])
             except ValueError:
                 continue
-            if g != g:  # nan: iperf3 failed
-                continue
-            gbps[(int(r["round"]), r["builder"], r["path"], int(r["streams"]))] = g
-            try:
-                ping.setdefault((r["builder"], r["path"]), []).append(float(r["ping_avg_ms"]))
-            except ValueError:
-                pass
-    return gbps, ping
+            if g == g:  # not nan: iperf3 worked
+                runs[(int(r["cycle"]), r["variant"])] = (g, int(r["retransmits"]))
+    ping = {}
+    p = os.path.join(d, "ping.csv")
+    if os.path.exists(p):
+        with open(p) as f:
+            for r in csv.DictReader(f):
+                ping[r["variant"]] = r["ping_avg_ms"]
+    return runs, ping
 
 
-def paired(gbps, a, b):
-    """Per-round ratios a/b, where a and b are (builder, path)."""
-    out = {}
-    for (rnd, builder, path, s), g in gbps.items():
-        if (builder, path) != a:
-            continue
-        other = gbps.get((rnd, b[0], b[1], s))
-        if other:
-            out.setdefault(s, []).append(g / other)
-    return out
+def quartiles(xs):
+    xs = sorted(xs)
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
 
 
-def spread(xs):
-    return "" if not xs else " (%.2f-%.2f)" % (min(xs), max(xs))
+def paired(runs, a, b):
+    return [runs[(c, a)][0] / runs[(c, b)][0] for (c, v) in runs if v == a and (c, b) in runs]
+
+
+def fmt(q):
+    return "%.2f (%.2f-%.2f)" % (q[1], q[0], q[2])
 
 
 def main(d):
-    gbps, ping = load(d)
-    streams = sorted({k[3] for k in gbps})
-    known = ["direct", "routed", "masq"]
-    paths = sorted({k[2] for k in gbps}, key=lambda p: known.index(p) if p in known else 99)
+    runs, ping = load(d)
+    variants = [v for v in ORDER if any(w == v for (_, w) in runs)]
     out = []
-    if os.path.exists(os.path.join(d, "info.txt")):
-        out.append("```\n" + open(os.path.join(d, "info.txt")).read().rstrip() + "\n```\n")
-    verdicts = []
-    for s in streams:
-        out.append("#### iperf3 -P %d: Gbit/s (median of rounds); ratios are medians of per-round pairs\n" % s)
-        out.append("| path | by hand | by nsrouter | nsrouter / hand | hand / direct | nsrouter / direct"
-                   " | ping ms hand / nsrouter | rounds |")
-        out.append("|---|---|---|---|---|---|---|---|")
-        for p in paths:
-            g = {b: [v for k, v in gbps.items() if k[1:] == (b, p, s)] for b in ("hand", "nsrouter")}
-            nh = paired(gbps, ("nsrouter", p), ("hand", p)).get(s, [])
-            hd = paired(gbps, ("hand", p), ("hand", "direct")).get(s, [])
-            nd = paired(gbps, ("nsrouter", p), ("hand", "direct")).get(s, [])
-            out.append("| %s | %s | %s | %s%s | %s%s | %s%s | %s / %s | %d |" % (
-                p, num(median(g["hand"]), "%.1f"), num(median(g["nsrouter"]), "%.1f"),
-                num(median(nh)), spread(nh), num(median(hd)), spread(hd), num(median(nd)), spread(nd),
-                num(median(ping.get(("hand", p), [])), "%.3f"), num(median(ping.get(("nsrouter", p), [])), "%.3f"),
-                max(len(g["hand"]), len(g["nsrouter"]))))
-            if p != "direct":
-                verdicts.append(("%s -P %d: nsrouter / hand" % (p, s), median(nh), 0.98))
-            if p == "routed":
-                verdicts.append(("routed -P %d: nsrouter / direct veth" % s, median(nd), 0.95))
-        out.append("")
-    out.append("| target | measured | limit | verdict |")
-    out.append("|---|---|---|---|")
-    for what, v, lim in verdicts:
-        out.append("| %s | %s | >= %.2f | %s |" % (
-            what, num(v), lim, "n/a" if v is None else ("PASS" if v >= lim else "FAIL")))
+    info = os.path.join(d, "info.txt")
+    if os.path.exists(info):
+        out += ["```", open(info).read().rstrip(), "```", ""]
+    out += ["#### iperf3, 1 stream: Gbit/s and ratios to the direct veth pair (median of per-cycle ratios, interquartile range)", "",
+            "| variant | built by | Gbit/s (median) | x direct | retransmits (median) | ping ms | cycles |",
+            "|---|---|---|---|---|---|---|"]
+    for v in variants:
+        gs = [runs[k][0] for k in runs if k[1] == v]
+        rt = [runs[k][1] for k in runs if k[1] == v]
+        r = paired(runs, v, "direct")
+        out.append("| %s | %s | %.1f | %s | %d | %s | %d |" % (
+            v, BUILT.get(v, "?"), statistics.median(gs), fmt(quartiles(r)) if r else "-",
+            statistics.median(rt), ping.get(v, "-") or "-", len(gs)))
+    out += ["", "| target | median of per-cycle ratios (interquartile range) | limit | verdict |", "|---|---|---|---|"]
+    for a, b, label, limit in TARGETS:
+        r = paired(runs, a, b)
+        if not r:
+            out.append("| %s | not measured | >= %.2f | - |" % (label, limit))
+            continue
+        q = quartiles(r)
+        out.append("| %s | %s | >= %.2f | %s |" % (label, fmt(q), limit, "PASS" if q[1] >= limit else "FAIL"))
     text = "\n".join(out) + "\n"
     with open(os.path.join(d, "forwarding.md"), "w") as f:
         f.write(text)
-    sys.stdout.write(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: fwdreport.py DIR")
     main(sys.argv[1])

@@ -1,99 +1,109 @@
 #!/bin/bash
 # profile.sh (lib) -- the part of bench/profile.sh that runs inside the
-# sandbox. Builds the harness's direct and routed paths by hand (tp-a,
-# tp-r, tp-b; 10.9.0.0/16), applies one candidate setting to every veth
-# end, and measures iperf3 from tp-a (CPU 0) to tp-b (CPU 1). Each round
-# runs every variant once, in the same order. bench/profile.sh sets:
+# sandbox. Builds every variant at once by hand -- a path of the shared
+# harness (direct, routed or masq) with one candidate setting on all its
+# veth ends -- in namespaces vN-a, vN-r, vN-b, then measures them in
+# cycles: each cycle runs iperf3 (client CPU 0, server CPU 1) once over
+# every variant, in a new random order. bench/profile.sh sets:
 #
-#   OUT VARIANTS ROUNDS SECS   results folder, "path:setting" list, rounds,
+#   OUT VARIANTS CYCLES SECS   results folder, "path:setting" list, cycles,
 #                              iperf3 seconds
 #   LINKSET                    the bench/linkset binary
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/guard.sh"
 CSV=$OUT/profile.csv
-[[ -s $CSV ]] || echo "round,variant,gbps,retransmits" >"$CSV"
-SRV=
+echo "cycle,variant,gbps,retransmits" >"$CSV"
+trap 'for f in "$OUT"/.srv-*.pid; do [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done' EXIT
 
-teardown() {
-	local n
-	for n in tp-a tp-b tp-r; do ip netns del "$n" 2>/dev/null; done
-	return 0
-}
-trap '[[ -n $SRV ]] && kill "$SRV" 2>/dev/null; teardown' EXIT
-
-build() { # direct|routed; sets ENDS to "ns:iface ..."
-	ip netns add tp-a && ip netns add tp-b || return 1
-	ip -n tp-a link set lo up && ip -n tp-b link set lo up
+build() { # path prefix; sets ENDS to "ns:iface ..."
+	local a=$2a r=$2r b=$2b
+	ip netns add "$a" && ip netns add "$b" || return 1
+	ip -n "$a" link set lo up && ip -n "$b" link set lo up
 	if [[ $1 == direct ]]; then
-		ip link add eth0 netns tp-a type veth peer name eth0 netns tp-b
-		ip -n tp-a addr add 10.9.2.1/24 dev eth0
-		ip -n tp-b addr add 10.9.2.2/24 dev eth0
-		ENDS="tp-a:eth0 tp-b:eth0"
+		ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
+		ip -n "$a" addr add 10.9.2.1/24 dev eth0
+		ENDS="$a:eth0 $b:eth0"
 	else
-		ip netns add tp-r && ip -n tp-r link set lo up
-		ip netns exec tp-r sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
-		ip link add va netns tp-r type veth peer name eth0 netns tp-a
-		ip link add vb netns tp-r type veth peer name eth0 netns tp-b
-		ip -n tp-r addr add 10.9.1.1/24 dev va
-		ip -n tp-r addr add 10.9.2.1/24 dev vb
-		ip -n tp-a addr add 10.9.1.2/24 dev eth0
-		ip -n tp-b addr add 10.9.2.2/24 dev eth0
-		ENDS="tp-a:eth0 tp-r:va tp-r:vb tp-b:eth0"
+		ip netns add "$r" && ip -n "$r" link set lo up
+		ip netns exec "$r" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+		ip link add va netns "$r" type veth peer name eth0 netns "$a"
+		ip link add vb netns "$r" type veth peer name eth0 netns "$b"
+		if [[ $1 == routed ]]; then
+			ip -n "$r" addr add 10.9.1.1/24 dev va
+		else
+			ip -n "$r" link add br0 type bridge
+			ip -n "$r" link set va master br0
+			ip -n "$r" link set br0 up
+			ip -n "$r" addr add 10.9.1.1/24 dev br0
+			ip netns exec "$r" nft add table ip bnnat
+			ip netns exec "$r" nft add chain ip bnnat post '{ type nat hook postrouting priority srcnat; policy accept; }'
+			ip netns exec "$r" nft add rule ip bnnat post ip saddr 10.9.1.0/24 oifname vb masquerade
+		fi
+		ip -n "$r" addr add 10.9.2.1/24 dev vb
+		ip -n "$a" addr add 10.9.1.2/24 dev eth0
+		ENDS="$a:eth0 $r:va $r:vb $b:eth0"
 	fi
+	ip -n "$b" addr add 10.9.2.2/24 dev eth0
 	local e
 	for e in $ENDS; do ip -n "${e%%:*}" link set "${e#*:}" up || return 1; done
-	if [[ $1 == routed ]]; then
-		ip -n tp-a route add default via 10.9.1.1
-		ip -n tp-b route add default via 10.9.2.1
+	if [[ $1 != direct ]]; then
+		ip -n "$a" route add default via 10.9.1.1
+		[[ $1 == masq ]] || ip -n "$b" route add default via 10.9.2.1
 	fi
 }
 
-apply() { # setting: applied to every veth end
+apply() { # setting path prefix: the setting on every veth end (and node)
 	local e ns dev
+	if [[ $1 == nobrnf ]]; then
+		[[ $2 == masq ]] || { echo "nobrnf needs the masq path's bridge" >&2; return 1; }
+		ip netns exec "${3}r" sh -c 'echo 0 > /proc/sys/net/bridge/bridge-nf-call-iptables'
+		return
+	fi
 	for e in $ENDS; do
 		ns=${e%%:*} dev=${e#*:}
 		case $1 in
 		base) ;;
 		gro) ip netns exec "$ns" ethtool -K "$dev" gro on ;;
-		bigtcp) ip netns exec "$ns" "$LINKSET" "$dev" 185000 ;;
-		bigtcp+gro) ip netns exec "$ns" "$LINKSET" "$dev" 185000 && ip netns exec "$ns" ethtool -K "$dev" gro on ;;
+		big4) ip netns exec "$ns" "$LINKSET" "$dev" 185000 ipv4 ;;
+		big4+gro) ip netns exec "$ns" "$LINKSET" "$dev" 185000 ipv4 && ip netns exec "$ns" ethtool -K "$dev" gro on ;;
+		big512) ip netns exec "$ns" "$LINKSET" "$dev" 524280 ipv4 ;;
 		txq0) ip -n "$ns" link set "$dev" txqueuelen 0 ;;
 		*) echo "unknown setting $1" >&2; return 1 ;;
-		esac || return 1
+		esac >/dev/null || return 1
 	done
 }
 
-iperf() { # -> "gbps retransmits"
-	local i
-	ip netns exec tp-b taskset -c 1 timeout $((SECS + 20)) iperf3 -s -1 -B 10.9.2.2 >/dev/null 2>&1 &
-	SRV=$!
-	for ((i = 0; i < 50; i++)); do
-		ip netns exec tp-b ss -Hltn "sport = :5201" | grep -q 5201 && break
-		sleep 0.1
-	done
-	ip netns exec tp-a taskset -c 0 timeout $((SECS + 15)) iperf3 -c 10.9.2.2 -t "$SECS" -J >"$OUT/cli.json" 2>/dev/null
-	wait "$SRV" 2>/dev/null
-	SRV=
-	python3 -c 'import json, sys
+NAMES=() PREFIX=()
+i=0
+for v in $VARIANTS; do
+	i=$((i + 1))
+	p=v$i-
+	if ! build "${v%%:*}" "$p" || ! apply "${v#*:}" "${v%%:*}" "$p"; then
+		echo "  $v: build failed; left out" >&2
+		continue
+	fi
+	if ! ip netns exec "${p}a" ping -c1 -W2 -q 10.9.2.2 >/dev/null 2>&1; then
+		echo "  $v: no connectivity; left out" >&2
+		continue
+	fi
+	ip netns exec "${p}b" taskset -c 1 iperf3 -s -B 10.9.2.2 -D --pidfile "$OUT/.srv-$i.pid" || continue
+	NAMES+=("$v") PREFIX+=("$p")
+done
+sleep 1
+
+for ((c = 1; c <= CYCLES; c++)); do
+	line=
+	for k in $(seq 0 $((${#NAMES[@]} - 1)) | shuf); do
+		read -r g rt < <(ip netns exec "${PREFIX[$k]}a" taskset -c 0 timeout $((SECS + 15)) \
+			iperf3 -c 10.9.2.2 -t "$SECS" -J 2>/dev/null | python3 -c 'import json, sys
 try:
-    e = json.load(open(sys.argv[1]))["end"]
+    e = json.load(sys.stdin)["end"]
     print("%.3f %d" % (e["sum_received"]["bits_per_second"] / 1e9, e["sum_sent"].get("retransmits", -1)))
 except Exception:
-    print("nan -1")' "$OUT/cli.json"
-}
-
-for ((r = 1; r <= ROUNDS; r++)); do
-	for v in $VARIANTS; do
-		teardown
-		if ! build "${v%%:*}" || ! apply "${v#*:}"; then
-			echo "  $v: build failed" >&2
-			continue
-		fi
-		ip netns exec tp-a ping -c1 -W2 -q 10.9.2.2 >/dev/null 2>&1 || echo "  $v: no connectivity" >&2
-		read -r g rt < <(iperf)
-		echo "$r,$v,$g,$rt" >>"$CSV"
-		echo "  round $r $v: $g Gbit/s retr=$rt" >&2
+    print("nan -1")')
+		echo "$c,${NAMES[$k]},$g,$rt" >>"$CSV"
+		line+=" ${NAMES[$k]}=$g"
 	done
+	echo "  cycle $c/$CYCLES:$line" >&2
 done
-teardown

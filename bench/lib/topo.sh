@@ -10,9 +10,11 @@
 #   pairs N         a star of N hosts expecting every host to reach every
 #                   other: N*(N-1) expectations
 #   group N         a star of N hosts and nothing else, for validate
-#   fwd-routed      the forwarding benchmark's "routed" path: tp-a, router
-#                   tp-r, tp-b, with the harness's names and addresses
-#   fwd-masq        its "masq" path: tp-a on br0 in tp-r, masquerade to tp-b
+#   fwd-routed [PREFIX [PROFILE]]   the forwarding benchmark's "routed"
+#                   path: PREFIXa, router PREFIXr, PREFIXb (PREFIX tp- by
+#                   default: the harness's names), the harness's addresses
+#   fwd-masq ...    its "masq" path: a on br0 in r, masquerade out to b
+#   fwd-direct ...  a veth pair between a and b
 #
 # Addresses: star 10.1.0.0/16 (as the harness), bridge 10.2.0.0/16 and
 # 10.3.0.0/30, forwarding 10.9.0.0/16; they exist only inside the sandbox.
@@ -69,38 +71,43 @@ pairs() { # count
 	done
 }
 
+# fwd_routed PREFIX PROFILE and fwd_masq PREFIX PROFILE: nodes PREFIXa,
+# PREFIXr and PREFIXb, lab fwd-PREFIX-routed (or -masq), with the
+# harness's interface names and addresses.
 fwd_routed() {
-	cat <<'EOF'
-name: bench-fwd
+	cat <<EOF
+name: fwd-${1%-}-routed
+profile: $2
 nodes:
-  tp-r:
+  ${1}r:
     forwarding: {ipv4: true}
     interfaces:
       va: {addresses: [10.9.1.1/24]}
       vb: {addresses: [10.9.2.1/24]}
-  tp-a:
+  ${1}a:
     interfaces:
       eth0: {addresses: [10.9.1.2/24]}
     routes:
       - {to: default, via: 10.9.1.1}
-  tp-b:
+  ${1}b:
     interfaces:
       eth0: {addresses: [10.9.2.2/24]}
     routes:
       - {to: default, via: 10.9.2.1}
 links:
-  - endpoints: [tp-a:eth0, tp-r:va]
-  - endpoints: [tp-b:eth0, tp-r:vb]
+  - endpoints: [${1}a:eth0, ${1}r:va]
+  - endpoints: [${1}b:eth0, ${1}r:vb]
 expect:
-  - {from: tp-a, to: tp-b, ttl: 63}
+  - {from: ${1}a, to: ${1}b, ttl: 63}
 EOF
 }
 
 fwd_masq() {
-	cat <<'EOF'
-name: bench-fwd
+	cat <<EOF
+name: fwd-${1%-}-masq
+profile: $2
 nodes:
-  tp-r:
+  ${1}r:
     forwarding: {ipv4: true}
     bridges:
       br0: {addresses: [10.9.1.1/24]}
@@ -109,21 +116,46 @@ nodes:
     nat:
       masquerade:
         - {out: vb, src: [10.9.1.0/24]}
-  tp-a:
+  ${1}a:
     interfaces:
       eth0: {addresses: [10.9.1.2/24]}
     routes:
       - {to: default, via: 10.9.1.1}
-  tp-b:
+  ${1}b:
     # no route back to 10.9.1.0/24: only masquerade gets replies home
     interfaces:
       eth0: {addresses: [10.9.2.2/24]}
 links:
-  - endpoints: [tp-a:eth0, tp-r:br0]
-  - endpoints: [tp-b:eth0, tp-r:vb]
+  - endpoints: [${1}a:eth0, ${1}r:br0]
+  - endpoints: [${1}b:eth0, ${1}r:vb]
 expect:
-  - {from: tp-a, to: tp-b, ttl: 63}
+  - {from: ${1}a, to: ${1}b, ttl: 63}
 EOF
+}
+
+# fwd_direct PREFIX PROFILE: the direct pair PREFIXa -- PREFIXb.
+fwd_direct() {
+	cat <<EOF
+name: fwd-${1%-}-direct
+profile: $2
+nodes:
+  ${1}a:
+    interfaces:
+      eth0: {addresses: [10.9.2.1/24]}
+  ${1}b:
+    interfaces:
+      eth0: {addresses: [10.9.2.2/24]}
+links:
+  - endpoints: [${1}a:eth0, ${1}b:eth0]
+expect:
+  - {from: ${1}a, to: ${1}b, ttl: 64}
+EOF
+}
+
+fwd() { # path prefix profile
+	[[ $2 =~ ^[a-z]{1,4}-$ ]] || { echo "topo.sh: a prefix is 1-4 letters and a dash" >&2; exit 2; }
+	[[ $3 =~ ^(default|fast)$ ]] || { echo "topo.sh: a profile is default or fast" >&2; exit 2; }
+	"fwd_$1" "$2" "$3"
 }
 
 count() { # N: a positive integer, at most 100,000
@@ -136,7 +168,6 @@ star) count "${2:-}"; star bench-star "$2" 10.1.0.0/16 ;;
 bridge) count "${2:-}"; bridge "$2" ;;
 pairs) count "${2:-}"; pairs "$2" ;;
 group) count "${2:-}"; star bench-group "$2" 10.0.0.0/8 ;;
-fwd-routed) fwd_routed ;;
-fwd-masq) fwd_masq ;;
+fwd-routed | fwd-masq | fwd-direct) fwd "${1#fwd-}" "${2:-tp-}" "${3:-default}" ;;
 *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

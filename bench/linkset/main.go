@@ -1,11 +1,12 @@
 // Command linkset raises the largest GSO and GRO packet sizes of one
 // interface in the network namespace it runs in, for bench/profile.sh:
 //
-//	ip netns exec NODE linkset IFACE SIZE
+//	ip netns exec NODE linkset IFACE SIZE [ipv4|all]
 //
-// It sets IFLA_GSO_IPV4_MAX_SIZE, IFLA_GRO_IPV4_MAX_SIZE,
-// IFLA_GSO_MAX_SIZE and IFLA_GRO_MAX_SIZE ("BIG TCP"); iproute2 6.1, which
-// Debian 12 ships, sets only the last two.
+// It sets IFLA_GSO_IPV4_MAX_SIZE and IFLA_GRO_IPV4_MAX_SIZE (IPv4 "BIG
+// TCP", what nsrouter's fast profile sets), and with "all" (the default)
+// IFLA_GSO_MAX_SIZE and IFLA_GRO_MAX_SIZE too, which IPv6 uses; iproute2
+// 6.1, which Debian 12 ships, sets only those last two.
 package main
 
 import (
@@ -24,8 +25,11 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) != 2 {
-		return fmt.Errorf("usage: linkset IFACE SIZE")
+	if len(args) == 2 {
+		args = append(args, "all")
+	}
+	if len(args) != 3 || (args[2] != "ipv4" && args[2] != "all") {
+		return fmt.Errorf("usage: linkset IFACE SIZE [ipv4|all]")
 	}
 	size, err := strconv.Atoi(args[1])
 	if err != nil || size < 65536 || size > 524280 {
@@ -43,6 +47,9 @@ func run(args []string) error {
 		{"gro_ipv4_max_size", netlink.LinkSetGROIPv4MaxSize},
 		{"gso_max_size", netlink.LinkSetGSOMaxSize},
 		{"gro_max_size", netlink.LinkSetGROMaxSize},
+	}
+	if args[2] == "ipv4" {
+		sets = sets[:2]
 	}
 	for _, s := range sets {
 		if err := s.set(l, size); err != nil {
