@@ -5,12 +5,16 @@
 # four workers ("go4"). Shapes as in that harness: "star" (router r, hosts
 # h1..hN, a /31 cable each) and "bridge" (br0 in r, every host on it,
 # masquerade). Also times `check` of every pair among 100 hosts, `validate`
-# of 100,000 nodes and plan.Build of 100,000 nodes, and prints PASS or FAIL
-# for each target of issue 7.
+# of 100,000 nodes and plan.Build of 100,000 nodes, with --big runs
+# bench/forwarding.sh too, and prints PASS or FAIL for each target of
+# issue 7.
 #
 #   sudo bench/run.sh [options]
 #
-#   --big            also the 10,000-host star (nsrouter and go4 only)
+#   --big            also the 10,000-host star (nsrouter and go4 only) and
+#                    the forwarding benchmark: every target in one run
+#   --forwarding     run bench/forwarding.sh (default with --big)
+#   --no-forwarding  do not
 #   --quick          N = 10 100, one run: a smoke test of the script
 #   --ns "10 100"    sizes (default "10 100 1000")
 #   --runs R         runs per cell, medians reported (default 3)
@@ -30,13 +34,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 SHARED=${NSR_SHARED_BENCH:-$REPO/../shared/bench}
-BIG=0 NS="10 100 1000" RUNS=3 IP_RUNS=1 BIG_RUNS=3 OUT= DOCS=1
+BIG=0 NS="10 100 1000" RUNS=3 IP_RUNS=1 BIG_RUNS=3 OUT= DOCS=1 FWD=
 METHODS="nsrouter go4 batch ip" SHAPES="star bridge"
 
-usage() { sed -n '2,27p' "$0"; }
+usage() { sed -n '2,31p' "$0"; }
 while (($#)); do
 	case $1 in
 	--big) BIG=1 ;;
+	--forwarding) FWD=1 ;;
+	--no-forwarding) FWD=0 ;;
 	--quick) NS="10 100" RUNS=1 ;;
 	--ns) NS=$2; shift ;;
 	--runs) RUNS=$2; shift ;;
@@ -57,6 +63,7 @@ done
 for n in $NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 10000)) || { echo "run.sh: bad size $n" >&2; exit 2; }
 done
+FWD=${FWD:-$BIG}
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (network namespaces); run it with sudo" >&2; exit 3; }
 [[ -x $SHARED/lib/bench_setup.sh ]] || { echo "run.sh: no harness at $SHARED (set NSR_SHARED_BENCH)" >&2; exit 3; }
 
@@ -98,6 +105,14 @@ done
 		"N=10000: $BIG_RUNS); methods: $METHODS; open files: nsrouter ${NSR_NOFILE:-1024}, others $(ulimit -n)"
 	echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/info.txt"
+
+# Forwarding first: the kernel goes on freeing 10,000 namespaces for
+# minutes after the big star, and that work would share the CPUs.
+if ((FWD)); then
+	echo "== forwarding, about 7 minutes ($OUT/forwarding)"
+	"$HERE/forwarding.sh" --out "$OUT/forwarding" >"$OUT/forwarding.log" 2>&1 ||
+		echo "run.sh: forwarding.sh failed; see $OUT/forwarding.log" >&2
+fi
 
 echo "== plan.Build of 100,000 nodes (go test -bench, no kernel)"
 plan_bench "$OUT/extra.csv"

@@ -256,10 +256,10 @@ func (ns *NS) setPacketSizes(l netlink.Link, fast bool) (changed, missingIPv4 bo
 	return changed, missingIPv4, nil
 }
 
-// packetSizeSuffix describes a link's packet sizes for its fact: "" for
-// the kernel's defaults, " fast" for the fast profile's, and the sizes
-// themselves for anything else.
-func packetSizeSuffix(a *netlink.LinkAttrs) string {
+// PacketProfile names a link's packet sizes: "" for the kernel's
+// defaults, "fast" for the fast profile's, and the sizes themselves for
+// anything else.
+func PacketProfile(a *netlink.LinkAttrs) string {
 	var sizes []string
 	fast, plain := true, true
 	for _, p := range packetSizes(nil, a) {
@@ -274,7 +274,15 @@ func packetSizeSuffix(a *netlink.LinkAttrs) string {
 	case plain:
 		return ""
 	case fast:
-		return " fast"
+		return "fast"
 	}
-	return " " + strings.Join(sizes, " ")
+	return strings.Join(sizes, " ")
+}
+
+// packetSizeSuffix is PacketProfile for a link's fact: "" or " " and it.
+func packetSizeSuffix(a *netlink.LinkAttrs) string {
+	if p := PacketProfile(a); p != "" {
+		return " " + p
+	}
+	return ""
 }

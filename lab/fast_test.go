@@ -51,11 +51,13 @@ type ipLinkSizes struct {
 	GRO  int    `json:"gro_max_size"`
 	// ip -s adds the counters.
 	Stats struct {
-		RX struct {
-			Bytes   int64 `json:"bytes"`
-			Packets int64 `json:"packets"`
-		} `json:"rx"`
+		RX, TX counts
 	} `json:"stats64"`
+}
+
+type counts struct {
+	Bytes   int64 `json:"bytes"`
+	Packets int64 `json:"packets"`
 }
 
 func linkSizes(t *testing.T, node, iface string) ipLinkSizes {
@@ -118,12 +120,19 @@ func sink(t *testing.T, node string, port int) <-chan int64 {
 
 // averagePacket sends size bytes over TCP from node to addr (a sink in
 // another node) and returns the average size of the packets that the
-// router's interface via received meanwhile: the data packets, as the
-// stack passed them whole through the router.
-func averagePacket(t *testing.T, from, to, addr, via string, size int64) int64 {
+// router's interface via received meanwhile (sent, with out): the data
+// packets, as the stack passed them through the router.
+func averagePacket(t *testing.T, from, to, addr, via string, out bool, size int64) int64 {
 	t.Helper()
 	done := sink(t, to, 5601)
-	before := linkSizes(t, "r", via).Stats.RX
+	stats := func() counts {
+		st := linkSizes(t, "r", via).Stats
+		if out {
+			return st.TX
+		}
+		return st.RX
+	}
+	before := stats()
 	ns, err := kernel.OpenNamed(from)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +162,7 @@ func averagePacket(t *testing.T, from, to, addr, via string, size int64) int64 {
 	case <-time.After(25 * time.Second):
 		t.Fatalf("%s -> %s: the transfer did not end", from, addr)
 	}
-	after := linkSizes(t, "r", via).Stats.RX
+	after := stats()
 	return (after.Bytes - before.Bytes) / max(1, after.Packets-before.Packets)
 }
 
@@ -191,17 +200,36 @@ func TestFastProfile(t *testing.T) {
 			t.Errorf("%s:%s: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want %d", e.node, e.iface, gso, gro, e.want)
 		}
 	}
+	st, err := lab.GetStatus(ctx(t), top, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		for _, i := range n.Interfaces {
+			if want := map[bool]string{true: "fast"}[n.Name != "c" && i.Name != "to-c" && i.Kind == "veth"]; i.Profile != want {
+				t.Errorf("status: %s:%s has profile %q, want %q", n.Name, i.Name, i.Profile, want)
+			}
+		}
+	}
 	const size = 48 << 20
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", size); avg <= 65536 {
+	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", false, size); avg <= 65536 {
 		t.Errorf("fast: a -> b over IPv4: packets through the router average %d bytes; want more than 64 KiB", avg)
 	} else {
 		t.Logf("fast: a -> b over IPv4: %d bytes per packet through the router", avg)
 	}
-	if avg := averagePacket(t, "a", "b", "fd61:2::2", "to-a", size); avg > 65536 {
+	if avg := averagePacket(t, "a", "b", "fd61:2::2", "to-a", false, size); avg > 65536 {
 		t.Errorf("fast: a -> b over IPv6: packets average %d bytes, more than 64 KiB", avg)
 	}
-	if avg := averagePacket(t, "c", "b", "10.61.2.2", "to-c", size); avg > 65536 {
+	if avg := averagePacket(t, "c", "b", "10.61.2.2", "to-c", false, size); avg > 65536 {
 		t.Errorf("default: c -> b: packets average %d bytes, more than the kernel's 64 KiB", avg)
+	}
+	// What the warning about mixed profiles says: from a fast link out of
+	// a default one, the router cuts the packets to the MTU.
+	if avg := averagePacket(t, "a", "c", "10.61.3.2", "to-c", true, size); avg > 1600 {
+		t.Errorf("fast into default: a -> c: packets out of r:to-c average %d bytes; want them cut to the MTU", avg)
+	}
+	if len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].Msg, "node r passes packets from links of profile fast") {
+		t.Errorf("warnings: %v; want one about r's mixed profiles", top.Warnings)
 	}
 
 	plain := strings.Replace(fastLab, "profile: fast\n", "", 1)
@@ -221,7 +249,7 @@ func TestFastProfile(t *testing.T) {
 			t.Errorf("after dropping the profile, %s:%s: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want 65536", e[0], e[1], gso, gro)
 		}
 	}
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", size); avg > 65536 {
+	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", false, size); avg > 65536 {
 		t.Errorf("after dropping the profile: a -> b: packets average %d bytes", avg)
 	}
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {

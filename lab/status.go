@@ -34,11 +34,14 @@ type NodeStatus struct {
 
 // IfaceStatus is one interface of a node.
 type IfaceStatus struct {
-	Name     string   `json:"name"`
-	Kind     string   `json:"kind"`
-	State    string   `json:"state"`
-	Master   string   `json:"master,omitempty"`
-	MTU      int      `json:"mtu"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	Master string `json:"master,omitempty"`
+	MTU    int    `json:"mtu"`
+	// Profile is "fast" for a veth end with the fast profile's packet
+	// sizes; empty for the kernel's defaults.
+	Profile  string   `json:"profile,omitempty"`
 	Addrs    []string `json:"addresses,omitempty"`
 	Counters Counters `json:"counters"`
 }
@@ -103,6 +106,9 @@ func fillNode(ns *NodeStatus, h *kernel.NS, lab string, host bool) {
 		}
 		owned[a.Index] = true
 		is := IfaceStatus{Name: a.Name, Kind: l.Type(), State: "down", MTU: a.MTU, Master: byIndex[a.MasterIndex]}
+		if is.Kind == "veth" {
+			is.Profile = kernel.PacketProfile(a)
+		}
 		if a.Flags&net.FlagUp != 0 {
 			is.State = "up"
 		}

@@ -3,14 +3,17 @@
 
 Reads DIR/setup.csv (rows of the shared harness's bench_setup.sh; its
 method "tool" is nsrouter), DIR/extra.csv (what,n,run,seconds,result) and
-DIR/info.txt. Writes DIR/results.md and, per shape, DIR/up-SHAPE.dat (N and
-the median up time of each method, for gnuplot); prints results.md.
-Standard library only.
+DIR/info.txt, and DIR/forwarding/ when run.sh ran bench/forwarding.sh
+there (its tables and targets join these). Writes DIR/results.md and, per
+shape, DIR/up-SHAPE.dat (N and the median up time of each method, for
+gnuplot); prints results.md. Standard library only.
 """
 import csv
 import os
 import statistics
 import sys
+
+import fwdreport
 
 ORDER = ["nsrouter", "go4", "go", "batch", "ip", "ipexec", "mininet"]
 
@@ -180,7 +183,13 @@ def main(d):
         write_dat(s, shape, os.path.join(d, "up-%s.dat" % shape))
     if extra:
         parts.append("### check, validate and plan\n\n" + extras_table(extra))
-    parts.append("### targets of issue 7\n\n" + targets(s, extra).table())
+    t = targets(s, extra)
+    fwd = os.path.join(d, "forwarding")
+    if os.path.exists(os.path.join(fwd, "cycles.csv")):
+        text, rows = fwdreport.report(fwd)
+        parts.append("### forwarding (bench/forwarding.sh)\n\n" + text.rstrip())
+        t.rows += rows
+    parts.append("### targets of issue 7\n\n" + t.table())
     text = "\n\n".join(parts) + "\n"
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write(text)

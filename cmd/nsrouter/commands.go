@@ -275,7 +275,11 @@ func printStatus(w io.Writer, st *lab.Status) error {
 		}
 		for _, i := range n.Interfaces {
 			c := i.Counters
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", n.Name, i.Name, i.Kind, i.State, dash(i.Master),
+			kind := i.Kind
+			if i.Profile != "" {
+				kind += " " + i.Profile
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", n.Name, i.Name, kind, i.State, dash(i.Master),
 				c.RxPackets, c.TxPackets, c.RxBytes, c.TxBytes, c.RxDropped+c.TxDropped, c.RxErrors+c.TxErrors,
 				dash(strings.Join(i.Addrs, " ")))
 		}
