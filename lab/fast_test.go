@@ -1,7 +1,6 @@
 package lab_test
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -88,22 +87,10 @@ func ipv4Sizes(t *testing.T, node, iface string) (gso, gro int) {
 // sink accepts one TCP connection in node on port and reads it to the end.
 func sink(t *testing.T, node string, port int) <-chan int64 {
 	t.Helper()
-	ns, err := kernel.OpenNamed(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	l := listenIn(t, node, port)
 	got := make(chan int64, 1)
 	go func() {
-		defer l.Close()
+		defer l.Close() // the next transfer listens on the same port
 		l.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
 		c, err := l.Accept()
 		if err != nil {
@@ -133,19 +120,7 @@ func averagePacket(t *testing.T, from, to, addr, via string, out bool, size int6
 		return st.RX
 	}
 	before := stats()
-	ns, err := kernel.OpenNamed(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	var c net.Conn
-	if err := ns.Do(func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(addr, "5601"), 3*time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("%s -> %s: %v", from, addr, err)
-	}
+	c := dialFrom(t, from, net.JoinHostPort(addr, "5601"))
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	buf := make([]byte, 1<<20)
 	for sent := int64(0); sent < size; sent += int64(len(buf)) {

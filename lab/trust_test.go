@@ -172,23 +172,49 @@ func TestDownThenUpAtOnce(t *testing.T) {
 	}
 }
 
-// echoServer accepts one connection in ns and echoes lines back.
-func echoServer(t *testing.T, node string, port int) {
+// inNode runs fn on a thread in node's namespace: sockets it opens stay
+// in that namespace.
+func inNode(t *testing.T, node string, fn func() error) {
 	t.Helper()
 	ns, err := kernel.OpenNamed(node)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
+	if err := ns.Do(fn); err != nil {
+		t.Fatalf("in %s: %v", node, err)
+	}
+}
+
+// listenIn listens on a TCP port in node; the test closes it at its end.
+func listenIn(t *testing.T, node string, port int) net.Listener {
+	t.Helper()
 	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
+	inNode(t, node, func() (err error) {
 		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// dialFrom opens a TCP connection from node to addr; the test closes it
+// at its end.
+func dialFrom(t *testing.T, node, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	inNode(t, node, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, 3*time.Second)
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// echoServer accepts one connection in ns and echoes lines back.
+func echoServer(t *testing.T, node string, port int) {
+	t.Helper()
+	l := listenIn(t, node, port)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -213,20 +239,7 @@ type echoClient struct {
 
 func dialEcho(t *testing.T, node, addr string) *echoClient {
 	t.Helper()
-	ns, err := kernel.OpenNamed(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	var c net.Conn
-	if err := ns.Do(func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialFrom(t, node, addr)
 	return &echoClient{c: c, r: bufio.NewReader(c)}
 }
 
