@@ -8,7 +8,7 @@
 # that makes runs minutes apart differ by 30% on a shared 2-core machine.
 #
 #   variant      prefix  built by
-#   direct       d-      hand: the shared harness's ip commands (the reference)
+#   direct       d-      hand: the shared harness's ip commands (lib/paths.sh)
 #   direct-fast  df-     nsrouter, profile fast
 #   PATH-hand    hP-     hand: the harness's ip and nft commands
 #   PATH         nP-     nsrouter, profile default
@@ -28,50 +28,7 @@ CSV=$OUT/cycles.csv
 echo "cycle,variant,gbps,retransmits" >"$CSV"
 echo "variant,ping_avg_ms" >"$OUT/ping.csv"
 
-# hand PATH P: the harness's build (shared bench/lib/bench_tput.sh) with
-# the namespaces named P-a, P-r, P-b.
-hand() {
-	local a=$2a r=$2r b=$2b
-	ip netns add "$a" && ip netns add "$b" || return 1
-	ip -n "$a" link set lo up && ip -n "$b" link set lo up
-	if [[ $1 == direct ]]; then
-		ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
-		ip -n "$a" addr add 10.9.2.1/24 dev eth0
-		ip -n "$b" addr add 10.9.2.2/24 dev eth0
-		ip -n "$a" link set eth0 up && ip -n "$b" link set eth0 up
-		return
-	fi
-	ip netns add "$r" && ip -n "$r" link set lo up
-	ip netns exec "$r" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
-	ip link add va netns "$r" type veth peer name eth0 netns "$a"
-	ip link add vb netns "$r" type veth peer name eth0 netns "$b"
-	if [[ $1 == routed ]]; then
-		ip -n "$r" addr add 10.9.1.1/24 dev va
-	else
-		ip -n "$r" link add br0 type bridge
-		ip -n "$r" link set va master br0
-		ip -n "$r" link set br0 up
-		ip -n "$r" addr add 10.9.1.1/24 dev br0
-	fi
-	ip -n "$r" addr add 10.9.2.1/24 dev vb
-	ip -n "$a" addr add 10.9.1.2/24 dev eth0
-	ip -n "$r" link set va up && ip -n "$r" link set vb up
-	ip -n "$b" addr add 10.9.2.2/24 dev eth0
-	ip -n "$a" link set eth0 up && ip -n "$b" link set eth0 up
-	ip -n "$a" route add default via 10.9.1.1
-	if [[ $1 == routed ]]; then
-		ip -n "$b" route add default via 10.9.2.1
-	else # b has no route back: only the NAT gets replies home
-		ip netns exec "$r" nft -f - <<'EOF'
-table ip bnnat {
-  chain post {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr 10.9.1.0/24 oifname "vb" masquerade
-  }
-}
-EOF
-	fi
-}
+source "$HERE/paths.sh"
 
 VARIANTS=() PREFIX=()
 variant() { # name prefix build-command...
@@ -96,11 +53,11 @@ variant() { # name prefix build-command...
 }
 trap 'for f in "$OUT"/.srv-*.pid; do [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done' EXIT
 
-variant direct d- hand direct d-
+variant direct d- build_path direct d-
 variant direct-fast df- "$NSR" up --quiet "$TOPO/fwd-direct-df-fast.yaml"
 for path in $PATHS; do
 	p=${path:0:1}
-	variant "$path-hand" "h$p-" hand "$path" "h$p-"
+	variant "$path-hand" "h$p-" build_path "$path" "h$p-"
 	variant "$path" "n$p-" "$NSR" up --quiet "$TOPO/fwd-$path-n$p-default.yaml"
 	variant "$path-fast" "f$p-" "$NSR" up --quiet "$TOPO/fwd-$path-f$p-fast.yaml"
 done

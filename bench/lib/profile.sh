@@ -12,46 +12,10 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/guard.sh"
+source "$HERE/paths.sh"
 CSV=$OUT/profile.csv
 echo "cycle,variant,gbps,retransmits" >"$CSV"
 trap 'for f in "$OUT"/.srv-*.pid; do [[ -s $f ]] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done' EXIT
-
-build() { # path prefix; sets ENDS to "ns:iface ..."
-	local a=$2a r=$2r b=$2b
-	ip netns add "$a" && ip netns add "$b" || return 1
-	ip -n "$a" link set lo up && ip -n "$b" link set lo up
-	if [[ $1 == direct ]]; then
-		ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
-		ip -n "$a" addr add 10.9.2.1/24 dev eth0
-		ENDS="$a:eth0 $b:eth0"
-	else
-		ip netns add "$r" && ip -n "$r" link set lo up
-		ip netns exec "$r" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
-		ip link add va netns "$r" type veth peer name eth0 netns "$a"
-		ip link add vb netns "$r" type veth peer name eth0 netns "$b"
-		if [[ $1 == routed ]]; then
-			ip -n "$r" addr add 10.9.1.1/24 dev va
-		else
-			ip -n "$r" link add br0 type bridge
-			ip -n "$r" link set va master br0
-			ip -n "$r" link set br0 up
-			ip -n "$r" addr add 10.9.1.1/24 dev br0
-			ip netns exec "$r" nft add table ip bnnat
-			ip netns exec "$r" nft add chain ip bnnat post '{ type nat hook postrouting priority srcnat; policy accept; }'
-			ip netns exec "$r" nft add rule ip bnnat post ip saddr 10.9.1.0/24 oifname vb masquerade
-		fi
-		ip -n "$r" addr add 10.9.2.1/24 dev vb
-		ip -n "$a" addr add 10.9.1.2/24 dev eth0
-		ENDS="$a:eth0 $r:va $r:vb $b:eth0"
-	fi
-	ip -n "$b" addr add 10.9.2.2/24 dev eth0
-	local e
-	for e in $ENDS; do ip -n "${e%%:*}" link set "${e#*:}" up || return 1; done
-	if [[ $1 != direct ]]; then
-		ip -n "$a" route add default via 10.9.1.1
-		[[ $1 == masq ]] || ip -n "$b" route add default via 10.9.2.1
-	fi
-}
 
 apply() { # setting path prefix: the setting on every veth end (and node)
 	local e ns dev
@@ -79,7 +43,7 @@ i=0
 for v in $VARIANTS; do
 	i=$((i + 1))
 	p=v$i-
-	if ! build "${v%%:*}" "$p" || ! apply "${v#*:}" "${v%%:*}" "$p"; then
+	if ! build_path "${v%%:*}" "$p" || ! apply "${v#*:}" "${v%%:*}" "$p"; then
 		echo "  $v: build failed; left out" >&2
 		continue
 	fi
