@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -120,12 +121,12 @@ func WriteHosts(node string, content []byte, marker string) (bool, error) {
 func RemoveHosts(node, marker string) (bool, error) {
 	dir := filepath.Join(HostsDir, node)
 	path := filepath.Join(dir, "hosts")
-	old, err := os.ReadFile(path)
+	ours, err := startsWith(path, marker)
 	if errors.Is(err, os.ErrNotExist) {
 		removeHostsLeftover(dir, marker)
 		return false, nil
 	}
-	if err != nil || !bytes.HasPrefix(old, []byte(marker)) {
+	if err != nil || !ours {
 		return false, err
 	}
 	if err := os.Remove(path); err != nil {
@@ -135,13 +136,28 @@ func RemoveHosts(node, marker string) (bool, error) {
 	return true, nil
 }
 
+// startsWith reports whether the file begins with prefix, reading no more
+// than that: a big lab's hosts files hold a line per address.
+func startsWith(path, prefix string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, len(prefix))
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return false, nil // shorter than the marker: not ours
+	}
+	return string(buf) == prefix, nil
+}
+
 // removeHostsLeftover cleans up after a WriteHosts that was killed before
 // its rename: the temporary file, if it is the lab's, and then the folder
 // if that leaves it empty. A folder that was empty already is left alone
 // unless the caller knows the node is the lab's (RemoveStaleHostsDir).
 func removeHostsLeftover(dir, marker string) {
 	tmp := filepath.Join(dir, "hosts.nsrouter")
-	if b, err := os.ReadFile(tmp); err == nil && bytes.HasPrefix(b, []byte(marker)) {
+	if ours, _ := startsWith(tmp, marker); ours {
 		os.Remove(tmp)
 		os.Remove(dir) // only succeeds when empty
 	}
