@@ -25,11 +25,15 @@ type DownResult struct {
 	Tables     int
 	Rules      int      // rules removed from other programs' chains
 	Restored   []string // host sysctls put back
+	// HandedOver are host sysctls left as they are because another lab
+	// that came up later still needs them ("KEY to LAB"): that lab puts
+	// back the value this one found when it goes down.
+	HandedOver []string
 }
 
 // Empty reports whether nothing of the lab was found.
 func (r *DownResult) Empty() bool {
-	return len(r.Namespaces)+len(r.Links)+r.Tables+r.Rules+len(r.Restored) == 0
+	return len(r.Namespaces)+len(r.Links)+r.Tables+r.Rules+len(r.Restored)+len(r.HandedOver) == 0
 }
 
 // Down removes everything the lab made. It finds the lab's objects by
@@ -128,8 +132,8 @@ func down(lab string, o Options) (*DownResult, error) {
 	}
 
 	took("stale files and hosts files")
-	restored, err := o.restoreHost(lab, host)
-	res.Restored = restored
+	restored, handed, err := o.restoreHost(lab, host)
+	res.Restored, res.HandedOver = restored, handed
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return res, err
@@ -141,29 +145,72 @@ func down(lab string, o Options) (*DownResult, error) {
 	return res, nil
 }
 
-// restoreHost puts back every host sysctl the lab recorded.
-func (o Options) restoreHost(lab string, host *kernel.NS) ([]string, error) {
+// restoreHost puts back every host sysctl the lab recorded, or hands the
+// old value over to a lab that still needs the setting.
+func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []string, err error) {
 	rec, err := o.readRecord(lab)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys := make([]string, 0, len(rec.Sysctls))
 	for k := range rec.Sysctls {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var (
-		done []string
-		errs []error
-	)
+	var errs []error
 	for _, k := range keys {
+		if other := o.handOver(lab, host, k, rec.Sysctls[k]); other != "" {
+			handed = append(handed, k+" to "+other)
+			continue
+		}
 		if _, _, err := host.SetSysctl(k, rec.Sysctls[k]); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		done = append(done, k+"="+rec.Sysctls[k])
+		restored = append(restored, k+"="+rec.Sysctls[k])
 	}
-	return done, errors.Join(errs...)
+	return restored, handed, errors.Join(errs...)
+}
+
+// handOver looks for another lab that recorded the host sysctl key with
+// the value it has now: that lab came up while this one held the setting,
+// so it still relies on it. The other lab's record then takes old, the
+// value this lab found, to put back when the last of them goes down. It
+// returns the other lab's name, or "" when there is none (or its lock
+// stays taken), and the caller puts old back itself.
+func (o Options) handOver(lab string, host *kernel.NS, key, old string) string {
+	now, err := host.Sysctl(key)
+	if err != nil {
+		return ""
+	}
+	entries, _ := os.ReadDir(o.stateDir())
+	for _, e := range entries {
+		other := e.Name()
+		if !e.IsDir() || other == lab {
+			continue
+		}
+		if rec, err := o.readRecord(other); err != nil || rec.Sysctls[key] != now {
+			continue
+		}
+		lo := o
+		lo.LockTimeout, lo.Waiting = 10*time.Second, nil
+		unlock, err := lo.lock(context.Background(), other)
+		if err != nil {
+			continue
+		}
+		rec, err := o.readRecord(other) // again, under its lock
+		if err == nil && rec.Sysctls[key] == now {
+			rec.Sysctls[key] = old
+			err = o.writeRecord(other, rec)
+		} else if err == nil {
+			err = errors.New("changed")
+		}
+		unlock()
+		if err == nil {
+			return other
+		}
+	}
+	return ""
 }
 
 // manyHostVeths is the number of veth ends in the host past which down

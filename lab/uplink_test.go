@@ -98,3 +98,46 @@ func TestUplinkPreflight(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoUplinks: two labs with uplinks share the host's ip_forward. The
+// first turns it on; the second finds it on. When the first goes down, the
+// second still needs it: it stays 1, the second lab's uplink still works,
+// and the second lab's down puts back the 0 the first one found.
+func TestTwoUplinks(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	witness.FakeInternet(t)
+	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	before := witness.Snapshot(t)
+	first, firstSrc := loadExample(t, "uplink")
+	if _, err := lab.Up(ctx(t), first, firstSrc, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.NewReplacer("name: uplink", "name: uplink2", "pc", "pc2", "  r:", "  r2:", "node: r", "node: r2",
+		"r:lan", "r2:lan", "172.31.7.", "172.31.8.", "10.254.7.0", "10.254.8.0").Replace(string(firstSrc))
+	second, err := topology.Parse("uplink2.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Up(ctx(t), second, []byte(src), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lab.Down(ctx(t), first.Name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Restored) != 0 || len(res.HandedOver) != 1 || res.HandedOver[0] != "net.ipv4.ip_forward to uplink2" {
+		t.Errorf("first lab's down: restored %v, handed over %v; want ip_forward handed over to uplink2", res.Restored, res.HandedOver)
+	}
+	if got := witness.Run(t, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "1\n" {
+		t.Errorf("host ip_forward = %q while uplink2 is up, want 1", got)
+	}
+	requirePass(t, check(t, second))
+	if _, err := lab.Down(ctx(t), second.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after both downs the host differs:\n%s", witness.Diff(before, after))
+	}
+}

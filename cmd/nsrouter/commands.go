@@ -186,6 +186,10 @@ func printDown(w io.Writer, res *lab.DownResult) {
 	for _, s := range res.Restored {
 		fmt.Fprintf(w, "  restored %s\n", s)
 	}
+	for _, s := range res.HandedOver {
+		k, other, _ := strings.Cut(s, " to ")
+		fmt.Fprintf(w, "  left %s as it is: lab %s still needs it and puts back the old value when it goes down\n", k, other)
+	}
 }
 
 func downAll(ctx context.Context, e *env) error {
