@@ -184,7 +184,7 @@ func place(s plan.Step, i int, leaf map[string]*topology.Interface) (int, string
 	if leaf[n] != nil {
 		return 1, n
 	}
-	if s.Kind == plan.AddAddress || s.Kind == plan.SetUp || s.Kind == plan.SetPacketSize {
+	if s.Kind == plan.AddAddress || s.Kind == plan.SetUp || s.Kind == plan.SetDown || s.Kind == plan.SetPacketSize {
 		// The far end of a leaf's cable is configured with the leaf.
 		if i := s.Node.Interface(s.Iface); i != nil && i.Link != nil && leaf[i.Peer().Node.Name] == i.Peer() {
 			return 1, i.Peer().Node.Name
@@ -196,7 +196,7 @@ func place(s plan.Step, i int, leaf map[string]*topology.Interface) (int, string
 		return 0, n
 	case plan.SetMTU:
 		return 3, n
-	case plan.AddAddress, plan.SetUp, plan.SetPacketSize:
+	case plan.AddAddress, plan.SetUp, plan.SetDown, plan.SetPacketSize:
 		if big {
 			return 4, n + ":" + s.Iface
 		}

@@ -42,10 +42,20 @@ func (ns *NS) CheckFree(name, mark string) error {
 	return err
 }
 
+// BridgeOptions are the settings of a lab bridge.
+type BridgeOptions struct {
+	MAC      net.HardwareAddr
+	Snooping bool // IGMP/MLD snooping
+	// Fast: the fast profile's packet sizes, which their own step sets;
+	// without it an existing bridge's sizes go back to the defaults.
+	Fast bool
+}
+
 // EnsureBridge creates the bridge (`ip link add NAME type bridge
 // mcast_snooping 0|1`), marks it and sets it up; an existing bridge of the
-// lab keeps its ports and gets the MAC and snooping asked for.
-func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr, snooping bool) (created bool, err error) {
+// lab keeps its ports and gets the settings asked for.
+func (ns *NS) EnsureBridge(name, mark string, o BridgeOptions) (created bool, err error) {
+	mac, snooping := o.MAC, o.Snooping
 	l, err := ns.linkOwned(name, mark)
 	if err != nil {
 		return false, err
@@ -55,7 +65,7 @@ func (ns *NS) EnsureBridge(name, mark string, mac net.HardwareAddr, snooping boo
 			return false, &OpError{Op: "ensure bridge", Node: ns.Name, Iface: name,
 				Err: fmt.Errorf("the lab's interface is a %s, not a bridge", l.Type())}
 		}
-		changed, err := ns.ensureLinkAttrs(l, 0, mac, false)
+		changed, err := ns.ensureLinkAttrs(l, 0, mac, !o.Fast)
 		if err != nil {
 			return changed, err
 		}
@@ -253,6 +263,21 @@ func (ns *NS) SetUp(name string, noLL6 bool) (changed bool, err error) {
 		return false, nil
 	}
 	return true, ns.setUp(l, noLL6)
+}
+
+// SetDown takes the interface down (`ip link set NAME down`) unless it is.
+func (ns *NS) SetDown(name string) (changed bool, err error) {
+	l, err := ns.nl.LinkByName(name)
+	if err != nil {
+		return false, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
+	}
+	if l.Attrs().Flags&netFlagUp == 0 {
+		return false, nil
+	}
+	if err := ns.nl.LinkSetDown(l); err != nil {
+		return false, &OpError{Op: "set down", Node: ns.Name, Iface: name, Err: err}
+	}
+	return true, nil
 }
 
 // setUp brings a link up. With noLL6 its IPv6 address generation is set

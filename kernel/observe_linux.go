@@ -44,8 +44,11 @@ func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 		}
 		owned[a.Index] = true
 		v := l.Type()
-		if v == "veth" {
+		if v == "veth" || v == "bridge" {
 			v += packetSizeSuffix(a)
+			if a.Flags&net.FlagUp == 0 {
+				v += " down"
+			}
 		}
 		if br, ok := l.(*netlink.Bridge); ok && br.MulticastSnooping != nil && *br.MulticastSnooping {
 			v += " multicast-snooping"

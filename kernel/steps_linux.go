@@ -39,7 +39,9 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 	case plan.SetSysctl:
 		return w.sysctl(ns, s, fresh)
 	case plan.CreateBridge:
-		changed, err = ns.EnsureBridge(s.Iface, mark, plan.BridgeMAC(e.Lab, s.Node.Name, s.Iface), s.Node.Bridge(s.Iface).Snooping)
+		b := s.Node.Bridge(s.Iface)
+		changed, err = ns.EnsureBridge(s.Iface, mark, BridgeOptions{
+			MAC: plan.BridgeMAC(e.Lab, s.Node.Name, s.Iface), Snooping: b.Snooping, Fast: b.Fast()})
 		return changed, "", err
 	case plan.AddAddress:
 		if fresh {
@@ -56,6 +58,12 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 			c, err := ns.EnsureLinkLocal6(s.Iface)
 			return changed || c, "", err
 		}
+		return changed, "", err
+	case plan.SetDown:
+		if fresh {
+			return false, "", nil // created down
+		}
+		changed, err = ns.SetDown(s.Iface)
 		return changed, "", err
 	case plan.AddRoute:
 		r := s.Route

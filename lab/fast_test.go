@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -107,13 +108,13 @@ func sink(t *testing.T, node string, port int) <-chan int64 {
 
 // averagePacket sends size bytes over TCP from node to addr (a sink in
 // another node) and returns the average size of the packets that the
-// router's interface via received meanwhile (sent, with out): the data
-// packets, as the stack passed them through the router.
-func averagePacket(t *testing.T, from, to, addr, via string, out bool, size int64) int64 {
+// interface via of node at received meanwhile (sent, with out): the data
+// packets, as the stack passed them along.
+func averagePacket(t *testing.T, from, to, addr, at, via string, out bool, size int64) int64 {
 	t.Helper()
 	done := sink(t, to, 5601)
 	stats := func() counts {
-		st := linkSizes(t, "r", via).Stats
+		st := linkSizes(t, at, via).Stats
 		if out {
 			return st.TX
 		}
@@ -187,23 +188,23 @@ func TestFastProfile(t *testing.T) {
 		}
 	}
 	const size = 48 << 20
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", false, size); avg <= 65536 {
+	if avg := averagePacket(t, "a", "b", "10.61.2.2", "r", "to-a", false, size); avg <= 65536 {
 		t.Errorf("fast: a -> b over IPv4: packets through the router average %d bytes; want more than 64 KiB", avg)
 	} else {
 		t.Logf("fast: a -> b over IPv4: %d bytes per packet through the router", avg)
 	}
-	if avg := averagePacket(t, "a", "b", "fd61:2::2", "to-a", false, size); avg > 65536 {
+	if avg := averagePacket(t, "a", "b", "fd61:2::2", "r", "to-a", false, size); avg > 65536 {
 		t.Errorf("fast: a -> b over IPv6: packets average %d bytes, more than 64 KiB", avg)
 	}
-	if avg := averagePacket(t, "c", "b", "10.61.2.2", "to-c", false, size); avg > 65536 {
+	if avg := averagePacket(t, "c", "b", "10.61.2.2", "r", "to-c", false, size); avg > 65536 {
 		t.Errorf("default: c -> b: packets average %d bytes, more than the kernel's 64 KiB", avg)
 	}
 	// What the warning about mixed profiles says: from a fast link out of
 	// a default one, the router cuts the packets to the MTU.
-	if avg := averagePacket(t, "a", "c", "10.61.3.2", "to-c", true, size); avg > 1600 {
+	if avg := averagePacket(t, "a", "c", "10.61.3.2", "r", "to-c", true, size); avg > 1600 {
 		t.Errorf("fast into default: a -> c: packets out of r:to-c average %d bytes; want them cut to the MTU", avg)
 	}
-	if len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].Msg, "node r passes packets from links of profile fast") {
+	if len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].Msg, "router r routes packets from r:to-a (profile fast) to r:to-c") {
 		t.Errorf("warnings: %v; want one about r's mixed profiles", top.Warnings)
 	}
 
@@ -224,7 +225,7 @@ func TestFastProfile(t *testing.T) {
 			t.Errorf("after dropping the profile, %s:%s: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want 65536", e[0], e[1], gso, gro)
 		}
 	}
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "to-a", false, size); avg > 65536 {
+	if avg := averagePacket(t, "a", "b", "10.61.2.2", "r", "to-a", false, size); avg > 65536 {
 		t.Errorf("after dropping the profile: a -> b: packets average %d bytes", avg)
 	}
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
@@ -232,5 +233,80 @@ func TestFastProfile(t *testing.T) {
 	}
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("down left something behind:\n%s", witness.Diff(before, after))
+	}
+}
+
+// fastLAN is a router between a far node and a LAN bridge, all fast.
+const fastLAN = `name: fastlan
+profile: fast
+nodes:
+  gw:
+    forwarding: {ipv4: true}
+    bridges:
+      lan0: {addresses: [10.62.1.1/24]}
+    interfaces:
+      wan: {addresses: [10.62.0.1/30]}
+  far:
+    interfaces:
+      eth0: {addresses: [10.62.0.2/30]}
+    routes: [{to: 10.62.1.0/24, via: 10.62.0.1}]
+  h1:
+    interfaces:
+      eth0: {addresses: [10.62.1.10/24]}
+    routes: [{to: default, via: 10.62.1.1}]
+  h2:
+    interfaces:
+      eth0: {addresses: [10.62.1.11/24]}
+    routes: [{to: default, via: 10.62.1.1}]
+links:
+  - endpoints: [far:eth0, gw:wan]
+  - endpoints: [h1:eth0, gw:lan0]
+  - endpoints: [h2:eth0, gw:lan0]
+`
+
+// TestFastProfileBridge: a bridge whose ports are all fast takes the fast
+// sizes too, so what the router routes into the LAN reaches the host in
+// big packets instead of being cut to the MTU at the bridge; with one
+// port on profile default the bridge keeps the default, and the file
+// gets a warning.
+func TestFastProfileBridge(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	top, err := topology.Parse("fastlan.yaml", []byte(fastLAN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Warnings) != 0 {
+		t.Errorf("warnings for an all-fast lab: %v", top.Warnings)
+	}
+	if _, err := lab.Up(ctx(t), top, []byte(fastLAN), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if gso, gro := ipv4Sizes(t, "gw", "lan0"); gso != topology.FastPacketSize || gro != topology.FastPacketSize {
+		t.Errorf("gw:lan0: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want %d", gso, gro, topology.FastPacketSize)
+	}
+	const size = 48 << 20
+	if avg := averagePacket(t, "far", "h1", "10.62.1.10", "gw", "h1-eth0", true, size); avg <= 65536 {
+		t.Errorf("far -> h1: packets into the LAN average %d bytes; want more than 64 KiB", avg)
+	}
+
+	mixed := fastLAN + "    profile: default\n"
+	top2, err := topology.Parse("fastlan.yaml", []byte(mixed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := fmt.Sprint(top2.Warnings); len(top2.Warnings) != 2 || !strings.Contains(w, "bridge gw:lan0 joins links of profile fast") ||
+		!strings.Contains(w, "router gw routes packets from gw:wan (profile fast) to gw:lan0") {
+		t.Errorf("warnings with h2 on profile default: %v; want the bridge's and the router's", top2.Warnings)
+	}
+	if _, err := lab.Up(ctx(t), top2, []byte(mixed), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if gso, _ := ipv4Sizes(t, "gw", "lan0"); gso != 65536 {
+		t.Errorf("gw:lan0 with a default port: gso_ipv4_max_size %d, want 65536", gso)
+	}
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,8 +39,8 @@ type IfaceStatus struct {
 	State  string `json:"state"`
 	Master string `json:"master,omitempty"`
 	MTU    int    `json:"mtu"`
-	// Profile is "fast" for a veth end with the fast profile's packet
-	// sizes; empty for the kernel's defaults.
+	// Profile is "fast" for a veth end or bridge with the fast profile's
+	// packet sizes; empty for the kernel's defaults.
 	Profile  string   `json:"profile,omitempty"`
 	Addrs    []string `json:"addresses,omitempty"`
 	Counters Counters `json:"counters"`
@@ -106,7 +106,7 @@ func fillNode(ns *NodeStatus, h *kernel.NS, lab string, host bool) {
 		}
 		owned[a.Index] = true
 		is := IfaceStatus{Name: a.Name, Kind: l.Type(), State: "down", MTU: a.MTU, Master: byIndex[a.MasterIndex]}
-		if is.Kind == "veth" {
+		if is.Kind == "veth" || is.Kind == "bridge" {
 			is.Profile = kernel.PacketProfile(a)
 		}
 		if a.Flags&net.FlagUp != 0 {

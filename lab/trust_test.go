@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -374,4 +375,45 @@ func openFiles(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(entries)
+}
+
+// TestStateEdit: `state: down` added to a running lab's link takes both
+// ends down, and removed brings them up again; up reports each as a change.
+func TestStateEdit(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	const upFile = `name: st
+nodes:
+  x: {interfaces: {eth0: {addresses: [10.70.0.1/30]}}}
+  y: {interfaces: {eth0: {addresses: [10.70.0.2/30]}}}
+links:
+  - endpoints: [x:eth0, y:eth0]
+`
+	apply := func(src string, wantChanges int, wantUp bool) {
+		t.Helper()
+		top, err := topology.Parse("st.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := lab.Up(ctx(t), top, []byte(src), lab.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Changes) != wantChanges {
+			t.Errorf("up: %d changes %v, want %d", len(res.Changes), res.Changes, wantChanges)
+		}
+		for _, node := range []string{"x", "y"} {
+			l := links(t, node)["eth0"]
+			if up := slices.Contains(l.Flags, "UP"); up != wantUp {
+				t.Errorf("%s:eth0 flags %v; want up %v", node, l.Flags, wantUp)
+			}
+		}
+	}
+	apply(upFile, 8, true) // two namespaces, links, addresses and hosts files
+	apply(upFile+"    state: down\n", 2, false)
+	apply(upFile, 2, true)
+	if _, err := lab.Down(ctx(t), "st", lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -98,6 +98,9 @@ func Facts(t *topology.Topology, rules RuleTexts) []Fact {
 		}
 		for _, b := range n.Bridges {
 			v := "bridge"
+			if b.Fast() {
+				v += " fast"
+			}
 			if b.Snooping {
 				v += " multicast-snooping"
 			}
@@ -110,6 +113,9 @@ func Facts(t *topology.Topology, rules RuleTexts) []Fact {
 			v := "veth"
 			if i.Fast() {
 				v += " fast"
+			}
+			if i.Down {
+				v += " down"
 			}
 			if i.Master != nil {
 				v += " master " + i.Master.Name

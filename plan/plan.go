@@ -29,6 +29,7 @@ const (
 	WriteHosts                  // /etc/netns/NODE/hosts: every node by name
 	SetUplink                   // host: forwarding and masquerade for the uplink
 	SetPacketSize               // fast profile: big IPv4 GSO/GRO packets on a link end
+	SetDown                     // an interface the file leaves down
 )
 
 var kindNames = [...]string{
@@ -46,6 +47,7 @@ var kindNames = [...]string{
 	WriteHosts:      "hosts",
 	SetUplink:       "uplink",
 	SetPacketSize:   "packet-size",
+	SetDown:         "down",
 }
 
 func (k Kind) String() string {
@@ -104,6 +106,8 @@ func (s Step) String() string {
 		return fmt.Sprintf("%s: let frames cross %d lab bridges past foreign forward drops", where, len(s.Bridges))
 	case SetMTU:
 		return fmt.Sprintf("%s: mtu %d on %s", where, s.MTU, s.Iface)
+	case SetDown:
+		return fmt.Sprintf("%s: leave %s down", where, s.Iface)
 	case SetPacketSize:
 		return fmt.Sprintf("%s: IPv4 packets of up to %d bytes on %s (GSO/GRO, fast profile)", where, s.Size, s.Iface)
 	case AddRule:
@@ -143,6 +147,10 @@ func Build(t *topology.Topology) *Plan {
 		for _, b := range n.Bridges {
 			p.add(Step{Kind: CreateBridge, Node: n, Iface: b.Name,
 				Reason: "a bridge is the switch that joins the cables of one LAN"})
+			if b.Fast() {
+				p.add(Step{Kind: SetPacketSize, Node: n, Iface: b.Name, Size: topology.FastPacketSize,
+					Reason: "fast profile, all ports fast: packets routed into the bridge pass whole"})
+			}
 		}
 	}
 	for _, l := range t.Links {
@@ -171,7 +179,10 @@ func Build(t *topology.Topology) *Plan {
 				p.add(Step{Kind: SetPacketSize, Node: n, Iface: i.Name, Size: topology.FastPacketSize,
 					Reason: "fast profile: the stack builds and forwards IPv4 packets of up to this size whole, a third of the per-packet work"})
 			}
-			if !i.Down {
+			if i.Down {
+				p.add(Step{Kind: SetDown, Node: n, Iface: i.Name,
+					Reason: "the file leaves this end down: a cable pulled out"})
+			} else {
 				p.add(Step{Kind: SetUp, Node: n, Iface: i.Name, NoLL6: noLL6,
 					Reason: "an interface passes no traffic until it is up"})
 			}

@@ -108,6 +108,8 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 			nodad = " nodad"
 		}
 		return []string{fmt.Sprintf("%s addr add %s dev %s%s", ipIn(n), s.Addr, s.Iface, nodad)}
+	case SetDown:
+		return []string{ipIn(n) + " link set " + s.Iface + " down"}
 	case SetUp:
 		if s.NoLL6 {
 			return []string{ipIn(n) + " link set " + s.Iface + " addrgenmode none up"}

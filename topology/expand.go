@@ -33,6 +33,10 @@ func (r *resolver) expandGroups(f *File) {
 			ifname = g.Interface.Value
 		}
 		target, bridge, isBridge := strings.Cut(g.Connect.Value, ":")
+		profile := g.Profile
+		if profile.Set { // checked once here, not once per member
+			profile = String{Value: map[bool]string{true: "fast", false: "default"}[r.profile(g.Profile, what+": profile", false)], Pos: g.Profile.Pos, Set: true}
+		}
 		// Grown once: appending 100,000 large entries one by one copied
 		// them over and over.
 		f.Nodes = slices.Grow(f.Nodes, g.Count.Value)
@@ -51,7 +55,7 @@ func (r *resolver) expandGroups(f *File) {
 			if isBridge {
 				peer = target + ":" + bridge
 			}
-			f.Links = append(f.Links, FileLink{Pos: g.Pos, Pool: g.Pool, Endpoints: []String{
+			f.Links = append(f.Links, FileLink{Pos: g.Pos, Pool: g.Pool, Profile: profile, Endpoints: []String{
 				{Value: name + ":" + ifname, Pos: g.Name.Pos, Set: true},
 				{Value: peer, Pos: g.Connect.Pos, Set: true},
 			}})

@@ -172,6 +172,7 @@ type FileGroup struct {
 	Routes       []FileRoute     `yaml:"routes" doc:"static routes of every member"`
 	Sysctls      Map[String]     `yaml:"sysctls" doc:"sysctls of every member"`
 	AutoRoutes   Bool            `yaml:"auto-routes" doc:"computed routes for every member"`
+	Profile      String          `yaml:"profile" doc:"default or fast, for every member's link (default: the lab's profile)"`
 }
 
 // FileUplink connects a lab node to the host's own network.

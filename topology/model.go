@@ -87,6 +87,18 @@ type Link struct {
 	pos  Pos
 }
 
+// Fast reports whether the bridge takes the fast profile's packet sizes:
+// when every port does. A packet routed into a bridge is cut to the
+// bridge's size however big its ports take them.
+func (b *Bridge) Fast() bool {
+	for _, p := range b.Ports {
+		if !p.Fast() {
+			return false
+		}
+	}
+	return len(b.Ports) > 0
+}
+
 // Fast reports whether the interface's link has the fast profile.
 func (i *Interface) Fast() bool { return i.Link != nil && i.Link.Fast }
 

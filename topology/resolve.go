@@ -127,32 +127,73 @@ func (r *resolver) labName(f *File) {
 	}
 }
 
-// mixedProfiles warns about nodes that forward or bridge between links of
-// both profiles. A packet built for a fast link that leaves by a default
-// one is bigger than that link takes whole, and the kernel cuts it into
+// mixedProfiles warns where a packet can pass from a link of profile
+// fast to one of profile default: across a bridge between its ports, and
+// across a router between its links and bridges. Such a packet is bigger
+// than the default link takes whole, and the kernel cuts it into
 // MTU-sized packets in software: measured, TCP from a fast link out of a
-// default one ran at 8.6 Gbit/s, where all-default ran at 20. The uplink
-// is left out: it is always default, on purpose.
+// default one ran at 8.6 Gbit/s, where all-default ran at 20. Links left
+// down pass nothing. The uplink, default on purpose, gets a warning of its
+// own when the lab has fast links.
 func (r *resolver) mixedProfiles() {
+	var uplink *Link
+	if r.t.Uplink != nil {
+		uplink = r.t.Uplink.Iface.Link
+	}
+	anyFast := false
 	for _, n := range r.t.Nodes {
-		if !n.Forward4 && len(n.Bridges) == 0 {
-			continue
-		}
-		var fast, plain []*Interface
+		var routed []mixedEnd
 		for _, i := range n.Interfaces {
-			switch {
-			case r.t.Uplink != nil && i.Link == r.t.Uplink.Iface.Link:
-			case i.Fast():
-				fast = append(fast, i)
-			default:
-				plain = append(plain, i)
+			anyFast = anyFast || i.Fast()
+			if i.Master == nil && !i.Down && i.Link != uplink {
+				routed = append(routed, mixedEnd{i.String(), i.Fast(), i.Link.pos})
 			}
 		}
-		if len(fast) > 0 && len(plain) > 0 {
-			r.errs.warn(plain[0].Link.pos, "node %s passes packets from links of profile fast (%s) to links of profile default (%s), which cuts them into MTU-sized packets in software: slower than no profile at all; give every link of a path the same profile",
-				n.Name, fast[0], plain[0])
+		for _, b := range n.Bridges {
+			var ports []mixedEnd
+			for _, p := range b.Ports {
+				if !p.Down {
+					ports = append(ports, mixedEnd{p.Peer().String(), p.Fast(), p.Link.pos})
+				}
+			}
+			if fast, plain := splitEnds(ports); fast != nil && plain != nil {
+				r.errs.warn(plain.pos, "bridge %s:%s joins links of profile fast (%s) and default (%s): frames from the fast ones leave by the default ones cut into MTU-sized packets in software, slower than with no profile; give every link of a path the same profile",
+					n.Name, b.Name, fast.name, plain.name)
+			}
+			routed = append(routed, mixedEnd{n.Name + ":" + b.Name, b.Fast(), b.pos})
+		}
+		if fast, plain := splitEnds(routed); n.Forward4 && fast != nil && plain != nil {
+			why := ""
+			if n.Bridge(strings.TrimPrefix(plain.name, n.Name+":")) != nil {
+				why = "; a bridge is fast when all its ports are"
+			}
+			r.errs.warn(plain.pos, "router %s routes packets from %s (profile fast) to %s (profile default%s), which cuts them into MTU-sized packets in software: slower than with no profile; give every link of a path the same profile",
+				n.Name, fast.name, plain.name, why)
 		}
 	}
+	if uplink != nil && anyFast {
+		r.errs.warn(uplink.pos, "uplink: the lab has links of profile fast, and the uplink keeps the default: traffic from fast links to the host's network is cut into MTU-sized packets in software where it enters the uplink, slower than with no profile")
+	}
+}
+
+// mixedEnd is a link end or bridge, for mixedProfiles.
+type mixedEnd struct {
+	name string
+	fast bool
+	pos  Pos
+}
+
+// splitEnds returns the first fast end and the first default one.
+func splitEnds(ends []mixedEnd) (fast, plain *mixedEnd) {
+	for k := range ends {
+		switch {
+		case ends[k].fast && fast == nil:
+			fast = &ends[k]
+		case !ends[k].fast && plain == nil:
+			plain = &ends[k]
+		}
+	}
+	return fast, plain
 }
 
 // profile reads a profile field: true for fast, def when unset.
