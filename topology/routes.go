@@ -83,6 +83,10 @@ func (r *resolver) route(n *Node, fr *FileRoute) *Route {
 			r.errs.add(fr.Via.Pos, "%s: gateway %s is not on any subnet of node %s (%s)", what, rt.Via, n.Name, subnetsOf(n, rt.Dev, rt.Via.Is6()))
 			return nil
 		}
+		if dev := downLink(n, rt.Via, rt.Dev); dev != "" {
+			r.errs.add(fr.Via.Pos, "%s: gateway %s is reached only over %s, which the file leaves down (state: down); the kernel refuses a route through a link that is down", what, rt.Via, dev)
+			return nil
+		}
 	}
 	for _, other := range n.Routes {
 		if other.Dst == rt.Dst && other.Table == rt.Table && other.Metric == rt.Metric {
@@ -91,6 +95,21 @@ func (r *resolver) route(n *Node, fr *FileRoute) *Route {
 		}
 	}
 	return rt
+}
+
+// downLink returns the interface addr is reached over when every subnet of
+// n that holds it is on an interface left down; "" otherwise.
+func downLink(n *Node, addr netip.Addr, dev string) string {
+	down := ""
+	for _, a := range n.connected() {
+		if (dev == "" || dev == a.dev) && a.prefix.Masked().Contains(addr) {
+			if i := n.Interface(a.dev); i == nil || !i.Down {
+				return ""
+			}
+			down = a.dev
+		}
+	}
+	return down
 }
 
 // onLink reports whether addr lies in a subnet of one of n's interfaces
