@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,6 +153,11 @@ func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []st
 	if err != nil {
 		return nil, nil, err
 	}
+	return o.restoreRecorded(lab, host, rec)
+}
+
+// restoreRecorded is restoreHost for the sysctls in rec.
+func (o Options) restoreRecorded(lab string, host *kernel.NS, rec *hostRecord) (restored, handed []string, err error) {
 	keys := make([]string, 0, len(rec.Sysctls))
 	for k := range rec.Sysctls {
 		keys = append(keys, k)
@@ -159,8 +165,8 @@ func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []st
 	sort.Strings(keys)
 	var errs []error
 	for _, k := range keys {
-		if other := o.handOver(lab, host, k, rec.Sysctls[k]); other != "" {
-			handed = append(handed, k+" to "+other)
+		if others := o.handOver(lab, host, k, rec.Sysctls[k]); others != nil {
+			handed = append(handed, k+" to "+strings.Join(others, ", "))
 			continue
 		}
 		if _, _, err := host.SetSysctl(k, rec.Sysctls[k]); err != nil {
@@ -172,45 +178,45 @@ func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []st
 	return restored, handed, errors.Join(errs...)
 }
 
-// handOver looks for another lab that recorded the host sysctl key with
-// the value it has now: that lab came up while this one held the setting,
-// so it still relies on it. The other lab's record then takes old, the
-// value this lab found, to put back when the last of them goes down. It
-// returns the other lab's name, or "" when there is none (or its lock
-// stays taken), and the caller puts old back itself.
-func (o Options) handOver(lab string, host *kernel.NS, key, old string) string {
+// handOver checks whether another lab still relies on the host sysctl key:
+// any lab that recorded it is up and set it too. If so the setting stays,
+// and every such lab whose record holds the value the setting has now
+// (it came up while this lab held it) takes old, the value this lab found,
+// to put back when the last of them goes down. Two labs that came up at
+// once may both have recorded the original value; neither then puts it
+// back while the other is up. It returns the other labs' names, or nil
+// when there are none and the caller puts old back itself.
+func (o Options) handOver(lab string, host *kernel.NS, key, old string) []string {
 	now, err := host.Sysctl(key)
 	if err != nil {
-		return ""
+		return nil
 	}
 	entries, _ := os.ReadDir(o.stateDir())
+	var others []string
 	for _, e := range entries {
 		other := e.Name()
 		if !e.IsDir() || other == lab {
 			continue
 		}
-		if rec, err := o.readRecord(other); err != nil || rec.Sysctls[key] != now {
+		if rec, err := o.readRecord(other); err != nil {
+			continue
+		} else if _, ok := rec.Sysctls[key]; !ok {
 			continue
 		}
+		others = append(others, other)
 		lo := o
 		lo.LockTimeout, lo.Waiting = 10*time.Second, nil
 		unlock, err := lo.lock(context.Background(), other)
 		if err != nil {
-			continue
+			continue // it is busy; it keeps the value it recorded
 		}
-		rec, err := o.readRecord(other) // again, under its lock
-		if err == nil && rec.Sysctls[key] == now {
+		if rec, err := o.readRecord(other); err == nil && rec.Sysctls[key] == now && now != old {
 			rec.Sysctls[key] = old
-			err = o.writeRecord(other, rec)
-		} else if err == nil {
-			err = errors.New("changed")
+			o.writeRecord(other, rec)
 		}
 		unlock()
-		if err == nil {
-			return other
-		}
 	}
-	return ""
+	return others
 }
 
 // manyHostVeths is the number of veth ends in the host past which down

@@ -96,6 +96,9 @@ func (o Options) apply(ctx context.Context, t *topology.Topology, src []byte, ha
 	if err := prune(out.Changes, have.facts); err != nil {
 		return fmt.Errorf("removing what the file no longer has: %w", err)
 	}
+	if err := o.releaseHost(t.Name, p); err != nil {
+		return fmt.Errorf("putting back host settings the file no longer needs: %w", err)
+	}
 	for _, c := range out.Changes {
 		if c.Op == '-' {
 			out.Changed++
@@ -214,6 +217,41 @@ func (o Options) recordHost(lab string, p *plan.Plan) error {
 	}
 	if !changed {
 		return nil
+	}
+	return o.writeRecord(lab, rec)
+}
+
+// releaseHost puts back (or hands over, see handOver) the host sysctls the
+// lab recorded but its file no longer sets: an uplink edited out of a
+// running lab leaves the host's forwarding as it found it.
+func (o Options) releaseHost(lab string, p *plan.Plan) error {
+	rec, err := o.readRecord(lab)
+	if err != nil || len(rec.Sysctls) == 0 {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Kind == plan.SetSysctl && s.Node.Host {
+			wanted[s.Key] = true
+		}
+	}
+	stale := &hostRecord{Sysctls: map[string]string{}}
+	for k, v := range rec.Sysctls {
+		if !wanted[k] {
+			stale.Sysctls[k] = v
+			delete(rec.Sysctls, k)
+		}
+	}
+	if len(stale.Sysctls) == 0 {
+		return nil
+	}
+	host, err := kernel.Host()
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	if _, _, err := o.restoreRecorded(lab, host, stale); err != nil {
+		return err
 	}
 	return o.writeRecord(lab, rec)
 }

@@ -140,4 +140,62 @@ func TestTwoUplinks(t *testing.T) {
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("after both downs the host differs:\n%s", witness.Diff(before, after))
 	}
+
+	// Both labs may record the original 0: two ups at once, or forwarding
+	// turned off by hand in between. The first down must still leave it on.
+	if _, err := lab.Up(ctx(t), first, firstSrc, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	if _, err := lab.Up(ctx(t), second, []byte(src), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = lab.Down(ctx(t), first.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Restored) != 0 || len(res.HandedOver) != 1 {
+		t.Errorf("both recorded 0: first lab's down restored %v, handed over %v; want it left to uplink2", res.Restored, res.HandedOver)
+	}
+	requirePass(t, check(t, second))
+	if _, err := lab.Down(ctx(t), second.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after the second pair of downs the host differs:\n%s", witness.Diff(before, after))
+	}
+}
+
+// TestUplinkEditedOut: removing the uplink from a running lab's file puts
+// the host's forwarding back as the lab found it, at that up.
+func TestUplinkEditedOut(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	witness.FakeInternet(t)
+	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	before := witness.Snapshot(t)
+	top, src := loadExample(t, "uplink")
+	if _, err := lab.Up(ctx(t), top, src, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cut := string(src)
+	cut = cut[:strings.Index(cut, "uplink:\n")] + cut[strings.Index(cut, "expect:"):]
+	cut = strings.Replace(cut, "  - {from: pc, to: host}\n", "  - {from: pc, to: r}\n", 1)
+	edited, err := topology.Parse("edited.yaml", []byte(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Up(ctx(t), edited, []byte(cut), lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := witness.Run(t, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "0\n" {
+		t.Errorf("host ip_forward = %q after the uplink was edited out, want 0 as before", got)
+	}
+	requirePass(t, check(t, edited))
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
+	}
 }

@@ -188,7 +188,7 @@ func printDown(w io.Writer, res *lab.DownResult) {
 	}
 	for _, s := range res.HandedOver {
 		k, other, _ := strings.Cut(s, " to ")
-		fmt.Fprintf(w, "  left %s as it is: lab %s still needs it and puts back the old value when it goes down\n", k, other)
+		fmt.Fprintf(w, "  left %s as it is: lab %s still needs it; the last of them to go down puts back the old value\n", k, other)
 	}
 }
 
