@@ -378,15 +378,16 @@ func openFiles(t *testing.T) int {
 }
 
 // TestStateEdit: `state: down` added to a running lab's link takes both
-// ends down, and removed brings them up again; up reports each as a change.
+// ends down, keeping their IPv6 addresses, and removed brings them up
+// again; up reports each as a change, and nothing more.
 func TestStateEdit(t *testing.T) {
 	if !sandbox.Enter(t) {
 		return
 	}
 	const upFile = `name: st
 nodes:
-  x: {interfaces: {eth0: {addresses: [10.70.0.1/30]}}}
-  y: {interfaces: {eth0: {addresses: [10.70.0.2/30]}}}
+  x: {interfaces: {eth0: {addresses: [10.70.0.1/30, "fd70::1/64"]}}}
+  y: {interfaces: {eth0: {addresses: [10.70.0.2/30, "fd70::2/64"]}}}
 links:
   - endpoints: [x:eth0, y:eth0]
 `
@@ -410,8 +411,9 @@ links:
 			}
 		}
 	}
-	apply(upFile, 8, true) // two namespaces, links, addresses and hosts files
+	apply(upFile, 10, true) // two namespaces, links, hosts files and four addresses
 	apply(upFile+"    state: down\n", 2, false)
+	apply(upFile+"    state: down\n", 0, false) // the IPv6 addresses stayed
 	apply(upFile, 2, true)
 	if _, err := lab.Down(ctx(t), "st", lab.Options{}); err != nil {
 		t.Fatal(err)

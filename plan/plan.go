@@ -310,6 +310,7 @@ func (p *Plan) sysctls(n *topology.Node) {
 	if usesIPv6(n) {
 		set("net.ipv6.conf.all.disable_ipv6", false, "IPv6 addresses need IPv6 on, whatever was inherited")
 		set("net.ipv6.conf.default.disable_ipv6", false, "the same for interfaces created after this")
+		set("net.ipv6.conf.all.keep_addr_on_down", true, "an interface the file takes down keeps its IPv6 addresses, as IPv4 ones are kept")
 		set("net.ipv6.conf.all.accept_dad", false, "lab cables are private: no duplicate address detection to wait for")
 		set("net.ipv6.conf.default.accept_dad", false, "the same for interfaces created after this, link-local addresses included")
 	}

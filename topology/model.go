@@ -88,15 +88,31 @@ type Link struct {
 }
 
 // Fast reports whether the bridge takes the fast profile's packet sizes:
-// when every port does. A packet routed into a bridge is cut to the
-// bridge's size however big its ports take them.
+// when every port that is up does (and one is). A packet routed into a
+// bridge is cut to the bridge's size however big its ports take them; a
+// port left down passes nothing.
 func (b *Bridge) Fast() bool {
+	up := 0
 	for _, p := range b.Ports {
+		if p.Down {
+			continue
+		}
 		if !p.Fast() {
 			return false
 		}
+		up++
 	}
-	return len(b.Ports) > 0
+	return up > 0
+}
+
+// carries reports whether a bridge has a port that is up.
+func (b *Bridge) carries() bool {
+	for _, p := range b.Ports {
+		if !p.Down {
+			return true
+		}
+	}
+	return false
 }
 
 // Fast reports whether the interface's link has the fast profile.

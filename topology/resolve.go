@@ -144,7 +144,7 @@ func (r *resolver) mixedProfiles() {
 	for _, n := range r.t.Nodes {
 		var routed []mixedEnd
 		for _, i := range n.Interfaces {
-			anyFast = anyFast || i.Fast()
+			anyFast = anyFast || (i.Fast() && !i.Down)
 			if i.Master == nil && !i.Down && i.Link != uplink {
 				routed = append(routed, mixedEnd{i.String(), i.Fast(), i.Link.pos})
 			}
@@ -160,12 +160,14 @@ func (r *resolver) mixedProfiles() {
 				r.errs.warn(plain.pos, "bridge %s:%s joins links of profile fast (%s) and default (%s): frames from the fast ones leave by the default ones cut into MTU-sized packets in software, slower than with no profile; give every link of a path the same profile",
 					n.Name, b.Name, fast.name, plain.name)
 			}
-			routed = append(routed, mixedEnd{n.Name + ":" + b.Name, b.Fast(), b.pos})
+			if b.carries() {
+				routed = append(routed, mixedEnd{n.Name + ":" + b.Name, b.Fast(), b.pos})
+			}
 		}
 		if fast, plain := splitEnds(routed); n.Forward4 && fast != nil && plain != nil {
 			why := ""
 			if n.Bridge(strings.TrimPrefix(plain.name, n.Name+":")) != nil {
-				why = "; a bridge is fast when all its ports are"
+				why = "; a bridge is fast when all its ports that are up are"
 			}
 			r.errs.warn(plain.pos, "router %s routes packets from %s (profile fast) to %s (profile default%s), which cuts them into MTU-sized packets in software: slower than with no profile; give every link of a path the same profile",
 				n.Name, fast.name, plain.name, why)

@@ -88,6 +88,10 @@ func (r *resolver) route(n *Node, fr *FileRoute) *Route {
 			return nil
 		}
 	}
+	if i := n.Interface(rt.Dev); rt.Dev != "" && i != nil && i.Down {
+		r.errs.add(fr.Dev.Pos, "%s: dev %s is left down (state: down); the kernel refuses a route through a link that is down", what, rt.Dev)
+		return nil
+	}
 	for _, other := range n.Routes {
 		if other.Dst == rt.Dst && other.Table == rt.Table && other.Metric == rt.Metric {
 			r.errs.add(fr.Pos, "%s: a route to %s is already given (same table and metric)", what, fr.To.Value)

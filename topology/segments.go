@@ -135,7 +135,12 @@ func (r *resolver) autoRoutes() {
 	}
 }
 
+// addrOf returns a member's address of one family. A member on a link left
+// down has none as far as routing goes: nothing passes there.
 func addrOf(m member, v6 bool) (netip.Prefix, bool) {
+	if i := m.node.Interface(m.dev); i != nil && i.Down {
+		return netip.Prefix{}, false
+	}
 	for _, p := range m.addrs {
 		if p.Addr().Is6() == v6 {
 			return p, true
