@@ -99,6 +99,23 @@ func TestUplinkPreflight(t *testing.T) {
 	}
 }
 
+// internetForwardingOff gives the sandbox an internet namespace and turns
+// its forwarding off, and returns its snapshot.
+func internetForwardingOff(t *testing.T) string {
+	t.Helper()
+	witness.FakeInternet(t)
+	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	return witness.Snapshot(t)
+}
+
+// upSource builds top from src, failing the test on error.
+func upSource(t *testing.T, top *topology.Topology, src []byte) {
+	t.Helper()
+	if _, err := lab.Up(ctx(t), top, src, lab.Options{}); err != nil {
+		t.Fatalf("up %s: %v", top.Name, err)
+	}
+}
+
 // TestTwoUplinks: two labs with uplinks share the host's ip_forward. The
 // first turns it on; the second finds it on. When the first goes down, the
 // second still needs it: it stays 1, the second lab's uplink still works,
@@ -107,22 +124,16 @@ func TestTwoUplinks(t *testing.T) {
 	if !sandbox.Enter(t) {
 		return
 	}
-	witness.FakeInternet(t)
-	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-	before := witness.Snapshot(t)
+	before := internetForwardingOff(t)
 	first, firstSrc := loadExample(t, "uplink")
-	if _, err := lab.Up(ctx(t), first, firstSrc, lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, first, firstSrc)
 	src := strings.NewReplacer("name: uplink", "name: uplink2", "pc", "pc2", "  r:", "  r2:", "node: r", "node: r2",
 		"r:lan", "r2:lan", "172.31.7.", "172.31.8.", "10.254.7.0", "10.254.8.0").Replace(string(firstSrc))
 	second, err := topology.Parse("uplink2.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lab.Up(ctx(t), second, []byte(src), lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, second, []byte(src))
 	res, err := lab.Down(ctx(t), first.Name, lab.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -143,13 +154,9 @@ func TestTwoUplinks(t *testing.T) {
 
 	// Both labs may record the original 0: two ups at once, or forwarding
 	// turned off by hand in between. The first down must still leave it on.
-	if _, err := lab.Up(ctx(t), first, firstSrc, lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, first, firstSrc)
 	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-	if _, err := lab.Up(ctx(t), second, []byte(src), lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, second, []byte(src))
 	if res, err = lab.Down(ctx(t), first.Name, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,13 +178,9 @@ func TestUplinkEditedOut(t *testing.T) {
 	if !sandbox.Enter(t) {
 		return
 	}
-	witness.FakeInternet(t)
-	witness.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-	before := witness.Snapshot(t)
+	before := internetForwardingOff(t)
 	top, src := loadExample(t, "uplink")
-	if _, err := lab.Up(ctx(t), top, src, lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, top, src)
 	cut := string(src)
 	cut = cut[:strings.Index(cut, "uplink:\n")] + cut[strings.Index(cut, "expect:"):]
 	cut = strings.Replace(cut, "  - {from: pc, to: host}\n", "  - {from: pc, to: r}\n", 1)
@@ -185,9 +188,7 @@ func TestUplinkEditedOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lab.Up(ctx(t), edited, []byte(cut), lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	upSource(t, edited, []byte(cut))
 	if got := witness.Run(t, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "0\n" {
 		t.Errorf("host ip_forward = %q after the uplink was edited out, want 0 as before", got)
 	}
