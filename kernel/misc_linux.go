@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
 )
 
@@ -92,28 +95,97 @@ func sameRule(a, b netlink.Rule) bool {
 // HostsDir is where `ip netns exec` finds per-namespace files.
 const HostsDir = "/etc/netns"
 
-// WriteHosts writes /etc/netns/NODE/hosts unless it holds content. An
+// shared remembers, per process, the shared files written, by the address
+// of the content a plan hands every node (hashing 60 KB per node adds up).
+var shared struct {
+	sync.Mutex
+	paths map[*byte]string
+}
+
+// sharedHosts writes the lab's shared hosts file holding content
+// (plan.SharedHostsPath), once, and returns its path. The nodes' files are
+// hard links to it: a thousand-node lab would otherwise write a thousand
+// copies of the same 60 KB.
+func sharedHosts(lab string, content []byte) (string, error) {
+	key := unsafe.SliceData(content)
+	shared.Lock()
+	defer shared.Unlock()
+	if p, ok := shared.paths[key]; ok {
+		return p, nil
+	}
+	path := plan.SharedHostsPath(lab, content)
+	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, content) {
+		if err := os.MkdirAll(plan.SharedHostsDir, 0o755); err != nil {
+			return "", err
+		}
+		tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+		if err := os.WriteFile(tmp, content, 0o644); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return "", err
+		}
+	}
+	if shared.paths == nil {
+		shared.paths = map[*byte]string{}
+	}
+	shared.paths[key] = path
+	return path, nil
+}
+
+// WriteHosts makes /etc/netns/NODE/hosts the lab's hosts file holding
+// content (a hard link to the shared copy), unless it is already. An
 // existing file that does not start with marker is someone else's.
-func WriteHosts(node string, content []byte, marker string) (bool, error) {
+// changed is false when only the link was new, not the content.
+func WriteHosts(lab, node string, content []byte, marker string) (changed bool, err error) {
+	src, err := sharedHosts(lab, content)
+	if err != nil {
+		return false, &OpError{Op: "write shared hosts file", Node: node, Err: err}
+	}
 	path := filepath.Join(HostsDir, node, "hosts")
-	old, err := os.ReadFile(path)
-	if err == nil && bytes.Equal(old, content) {
+	if sameFile(path, src) {
 		return false, nil
 	}
-	if err == nil && !bytes.HasPrefix(old, []byte(marker)) {
-		return false, &ClashError{Kind: "file", Node: node, Name: path}
+	changed = true
+	if old, err := os.ReadFile(path); err == nil {
+		if !bytes.HasPrefix(old, []byte(marker)) {
+			return false, &ClashError{Kind: "file", Node: node, Name: path}
+		}
+		changed = !bytes.Equal(old, content)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, &OpError{Op: "write hosts", Node: node, Err: err}
 	}
 	tmp := path + ".nsrouter"
-	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+	os.Remove(tmp) // a link left by an interrupted run
+	if err := os.Link(src, tmp); err != nil {
 		return false, &OpError{Op: "write hosts", Node: node, Err: err}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return false, &OpError{Op: "write hosts", Node: node, Err: err}
 	}
-	return true, nil
+	return changed, nil
+}
+
+// sameFile reports whether a and b are the same file (hard links).
+func sameFile(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Ino == sb.Ino && sa.Dev == sb.Dev
+}
+
+// RemoveSharedHosts removes the lab's shared hosts files (what the nodes'
+// links point to, and any an interrupted write left), and the folder once
+// no lab has one.
+func RemoveSharedHosts(lab string) error {
+	files, _ := filepath.Glob(filepath.Join(plan.SharedHostsDir, lab+"-*"))
+	var errs []error
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	os.Remove(plan.SharedHostsDir) // only succeeds when empty
+	return errors.Join(errs...)
 }
 
 // RemoveHosts removes /etc/netns/NODE/hosts if it starts with marker, and

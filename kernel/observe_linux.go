@@ -260,14 +260,27 @@ func ObserveHosts(lab string) []Observed {
 	marker := []byte(plan.HostsMarker + lab + "\n")
 	dirs, _ := os.ReadDir(HostsDir)
 	var out []Observed
+	digests := map[uint64]string{} // by inode: the nodes' files are links to one
 	for _, d := range dirs {
+		if strings.HasPrefix(d.Name(), ".") {
+			continue // the shared copies, not a node's
+		}
 		path := filepath.Join(HostsDir, d.Name(), "hosts")
-		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasPrefix(b, marker) {
+		var st unix.Stat_t
+		if unix.Stat(path, &st) != nil {
 			continue
 		}
+		digest, ok := digests[st.Ino]
+		if !ok {
+			b, err := os.ReadFile(path)
+			if err != nil || !bytes.HasPrefix(b, marker) {
+				continue
+			}
+			digest = plan.HostsDigest(b)
+			digests[st.Ino] = digest
+		}
 		node := d.Name()
-		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "hosts", Key: path, Value: plan.HostsDigest(b)},
+		out = append(out, Observed{Fact: plan.Fact{Node: node, Kind: "hosts", Key: path, Value: digest},
 			Delete: func() error {
 				_, err := RemoveHosts(node, string(marker))
 				return err

@@ -121,11 +121,15 @@ func down(lab string, o Options) (*DownResult, error) {
 	// Name files are found by their first line, like everything else.
 	if dirs, err := os.ReadDir(kernel.HostsDir); err == nil {
 		for _, d := range dirs {
+			if strings.HasPrefix(d.Name(), ".") {
+				continue // the shared copies, below
+			}
 			if _, err := kernel.RemoveHosts(d.Name(), plan.HostsMarker+lab+"\n"); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
+	errs = append(errs, kernel.RemoveSharedHosts(lab))
 	if prevErr == nil {
 		for _, n := range prev.Namespaces() {
 			kernel.RemoveStaleHostsDir(n.Name)

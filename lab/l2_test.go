@@ -265,3 +265,35 @@ func TestDownAfterKilledHostsWrite(t *testing.T) {
 		t.Errorf("/etc/netns after down holds %v, want only not-ours", names)
 	}
 }
+
+// TestHostsFilesShared: every node's /etc/netns/NODE/hosts is one file
+// (hard links to the lab's shared copy, so a big lab does not write the
+// same list once per node), ip netns exec resolves names through it, and
+// down removes the links and the shared copy.
+func TestHostsFilesShared(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	before := witness.Snapshot(t)
+	top := topology.Builtin()
+	up(t, top)
+	inodes := map[string]bool{}
+	for _, node := range []string{"ns0", "ns1", "router-ns"} {
+		inodes[witness.Run(t, "stat", "-c", "%i %h", "/etc/netns/"+node+"/hosts")] = true
+	}
+	if len(inodes) != 1 {
+		t.Errorf("the nodes' hosts files are %d files (inode, links: %v), want one", len(inodes), inodes)
+	}
+	if got := witness.Run(t, "ip", "netns", "exec", "ns0", "getent", "hosts", "ns1"); !strings.HasPrefix(got, "10.12.0.2 ") {
+		t.Errorf("getent hosts ns1 in ns0: %q", got)
+	}
+	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir("/etc/netns"); len(entries) != 0 {
+		t.Errorf("/etc/netns after down: %v", entries)
+	}
+	if after := witness.Snapshot(t); after != before {
+		t.Errorf("after down:\n%s", witness.Diff(before, after))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -104,8 +105,8 @@ func hostsLabs() []string {
 	dirs, _ := os.ReadDir(kernel.HostsDir)
 	var out []string
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(kernel.HostsDir, d.Name(), "hosts"))
-		if err != nil {
+		b, err := readHead(filepath.Join(kernel.HostsDir, d.Name(), "hosts"))
+		if err != nil || strings.HasPrefix(d.Name(), ".") {
 			continue
 		}
 		first, _, _ := bytes.Cut(b, []byte("\n"))
@@ -114,6 +115,21 @@ func hostsLabs() []string {
 		}
 	}
 	return out
+}
+
+// readHead reads the start of a file: enough for its first line here.
+func readHead(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, 256)
+	n, err := io.ReadFull(f, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b[:n], err
 }
 
 // DownAll removes every lab List finds.

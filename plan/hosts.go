@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -16,6 +17,17 @@ const HostsMarker = "# written by nsrouter for lab "
 // maxHostsNodes bounds name resolution: past it, one hosts file per node
 // holding every node would grow with the square of the lab.
 const maxHostsNodes = 2000
+
+// SharedHostsDir holds each lab's hosts file once; every node's
+// /etc/netns/NODE/hosts is a hard link to it. Node names never start with
+// a dot, so no namespace takes the folder for its own.
+const SharedHostsDir = "/etc/netns/.nsrouter"
+
+// SharedHostsPath is where the lab's hosts file with this content is kept.
+func SharedHostsPath(lab string, hosts []byte) string {
+	sum := sha256.Sum256(hosts)
+	return fmt.Sprintf("%s/%s-%x.hosts", SharedHostsDir, lab, sum[:6])
+}
 
 // HostsFile renders the /etc/hosts that every lab namespace gets: each
 // node's first IPv4 and IPv6 address under the node's name, and every
