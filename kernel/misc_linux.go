@@ -97,9 +97,16 @@ const HostsDir = "/etc/netns"
 
 // shared remembers, per process, the shared files written, by the address
 // of the content a plan hands every node (hashing 60 KB per node adds up).
+// Each entry keeps its content, so that address is never reused for other
+// content.
 var shared struct {
 	sync.Mutex
-	paths map[*byte]string
+	files map[*byte]sharedFile
+}
+
+type sharedFile struct {
+	content []byte
+	path    string
 }
 
 // sharedHosts writes the lab's shared hosts file holding content
@@ -110,8 +117,10 @@ func sharedHosts(lab string, content []byte) (string, error) {
 	key := unsafe.SliceData(content)
 	shared.Lock()
 	defer shared.Unlock()
-	if p, ok := shared.paths[key]; ok {
-		return p, nil
+	if f, ok := shared.files[key]; ok && len(f.content) == len(content) {
+		if _, err := os.Stat(f.path); err == nil {
+			return f.path, nil // still there: a down in between removes it
+		}
 	}
 	path := plan.SharedHostsPath(lab, content)
 	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, content) {
@@ -126,10 +135,10 @@ func sharedHosts(lab string, content []byte) (string, error) {
 			return "", err
 		}
 	}
-	if shared.paths == nil {
-		shared.paths = map[*byte]string{}
+	if shared.files == nil {
+		shared.files = map[*byte]sharedFile{}
 	}
-	shared.paths[key] = path
+	shared.files[key] = sharedFile{content, path}
 	return path, nil
 }
 
