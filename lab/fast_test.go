@@ -106,16 +106,25 @@ func sink(t *testing.T, node string, port int) <-chan int64 {
 	return got
 }
 
-// averagePacket sends size bytes over TCP from node to addr (a sink in
-// another node) and returns the average size of the packets that the
-// interface via of node at received meanwhile (sent, with out): the data
-// packets, as the stack passed them along.
-func averagePacket(t *testing.T, from, to, addr, at, via string, out bool, size int64) int64 {
+// transfer is a TCP transfer from node from to addr (a sink in node to),
+// watched at one interface of a node on the way: what it receives, or,
+// with out, what it sends.
+type transfer struct {
+	from, to, addr string
+	at, via        string
+	out            bool
+}
+
+// averagePacket sends size bytes as x says and returns the average size
+// of the packets the watched interface saw meanwhile: the data packets,
+// as the stack passed them along.
+func averagePacket(t *testing.T, x transfer, size int64) int64 {
 	t.Helper()
+	from, to, addr := x.from, x.to, x.addr
 	done := sink(t, to, 5601)
 	stats := func() counts {
-		st := linkSizes(t, at, via).Stats
-		if out {
+		st := linkSizes(t, x.at, x.via).Stats
+		if x.out {
 			return st.TX
 		}
 		return st.RX
@@ -188,15 +197,15 @@ func TestFastProfile(t *testing.T) {
 		}
 	}
 	const size = 48 << 20
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "r", "to-a", false, size); avg <= 65536 {
+	if avg := averagePacket(t, transfer{"a", "b", "10.61.2.2", "r", "to-a", false}, size); avg <= 65536 {
 		t.Errorf("fast: a -> b over IPv4: packets through the router average %d bytes; want more than 64 KiB", avg)
 	} else {
 		t.Logf("fast: a -> b over IPv4: %d bytes per packet through the router", avg)
 	}
-	if avg := averagePacket(t, "a", "b", "fd61:2::2", "r", "to-a", false, size); avg > 65536 {
+	if avg := averagePacket(t, transfer{"a", "b", "fd61:2::2", "r", "to-a", false}, size); avg > 65536 {
 		t.Errorf("fast: a -> b over IPv6: packets average %d bytes, more than 64 KiB", avg)
 	}
-	if avg := averagePacket(t, "c", "b", "10.61.2.2", "r", "to-c", false, size); avg > 65536 {
+	if avg := averagePacket(t, transfer{"c", "b", "10.61.2.2", "r", "to-c", false}, size); avg > 65536 {
 		t.Errorf("default: c -> b: packets average %d bytes, more than the kernel's 64 KiB", avg)
 	}
 	// What the warning about mixed profiles says: from a fast link out of
@@ -204,7 +213,7 @@ func TestFastProfile(t *testing.T) {
 	// packets of a connection are small enough to pass whole, so the
 	// average is a few KB, not 1,500 bytes; with no profile it is about
 	// 49 KB.)
-	if avg := averagePacket(t, "a", "c", "10.61.3.2", "r", "to-c", true, size); avg > 16384 {
+	if avg := averagePacket(t, transfer{"a", "c", "10.61.3.2", "r", "to-c", true}, size); avg > 16384 {
 		t.Errorf("fast into default: a -> c: packets out of r:to-c average %d bytes; want them cut to the MTU", avg)
 	}
 	if len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].Msg, "router r routes packets from r:to-a (profile fast) to r:to-c") {
@@ -228,7 +237,7 @@ func TestFastProfile(t *testing.T) {
 			t.Errorf("after dropping the profile, %s:%s: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want 65536", e[0], e[1], gso, gro)
 		}
 	}
-	if avg := averagePacket(t, "a", "b", "10.61.2.2", "r", "to-a", false, size); avg > 65536 {
+	if avg := averagePacket(t, transfer{"a", "b", "10.61.2.2", "r", "to-a", false}, size); avg > 65536 {
 		t.Errorf("after dropping the profile: a -> b: packets average %d bytes", avg)
 	}
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
@@ -290,7 +299,7 @@ func TestFastProfileBridge(t *testing.T) {
 		t.Errorf("gw:lan0: gso_ipv4_max_size %d, gro_ipv4_max_size %d; want %d", gso, gro, topology.FastPacketSize)
 	}
 	const size = 48 << 20
-	if avg := averagePacket(t, "far", "h1", "10.62.1.10", "gw", "h1-eth0", true, size); avg <= 65536 {
+	if avg := averagePacket(t, transfer{"far", "h1", "10.62.1.10", "gw", "h1-eth0", true}, size); avg <= 65536 {
 		t.Errorf("far -> h1: packets into the LAN average %d bytes; want more than 64 KiB", avg)
 	}
 
