@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"slices"
@@ -297,9 +298,27 @@ func bigFirst(names []string, t *topology.Topology) {
 	slices.SortStableFunc(names, func(a, b string) int { return ifaces(b) - ifaces(a) })
 }
 
+// heldLimit is how many namespaces deleteNamespaces may hold open: the
+// open-file limit less a margin for everything else.
+func heldLimit() int {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return max(0, int(l.Cur)-64)
+}
+
 // deleteNamespaces removes, on parallel workers, the named namespaces that
 // carry mark. Unmounts wait for an RCU grace period each; in parallel they
 // share them.
+//
+// The first namespace (the biggest, see bigFirst) goes at once; the others
+// are held open until all are unmounted and then let go together. The
+// kernel frees dead namespaces in batches on one worker, and each batch
+// waits for grace periods of its own: hosts dying one by one while the
+// router's teardown runs made a thousand-host star take 0.35 or 0.6 s to
+// free by chance, held and let go together it takes 0.35 s every time.
+// Only as many are held as open files allow.
 //
 // A namespace recorded by up with the same identity is the lab's without
 // entering it to read its mark.
@@ -311,6 +330,8 @@ func deleteNamespaces(names []string, m string, known map[string]uint64) ([]stri
 		wg   sync.WaitGroup
 	)
 	next := make(chan string)
+	holdable := heldLimit()
+	var held []int
 	for range min(32, max(1, len(names))) { // unmounts mostly wait for RCU grace periods, which parallel ones share
 		wg.Add(1)
 		go func() {
@@ -321,6 +342,17 @@ func deleteNamespaces(names []string, m string, known map[string]uint64) ([]stri
 					if err != nil || got != m {
 						continue
 					}
+				}
+				fd := -1
+				if name != names[0] {
+					mu.Lock()
+					if len(held) < holdable {
+						fd, _ = unix.Open(filepath.Join(kernel.NetnsDir, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+						if fd >= 0 {
+							held = append(held, fd)
+						}
+					}
+					mu.Unlock()
 				}
 				err := kernel.DeleteNamed(name)
 				mu.Lock()
@@ -338,6 +370,9 @@ func deleteNamespaces(names []string, m string, known map[string]uint64) ([]stri
 	}
 	close(next)
 	wg.Wait()
+	for _, fd := range held {
+		unix.Close(fd)
+	}
 	sort.Strings(gone)
 	return gone, errors.Join(errs...)
 }
