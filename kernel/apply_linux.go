@@ -136,7 +136,8 @@ type unit []int
 // schedule groups the plan into phases that must follow one another:
 //
 //  0. the namespaces of nodes that are not leaves (below), with their
-//     settings and bridges, and the host's bridges: one unit per node;
+//     settings and bridges, and the host's bridges and the lab's shared
+//     hosts file: one unit per node;
 //  1. leaves, one unit each: a leaf is a lab node with a single cable and
 //     no bridge whose other end is not a leaf (a host of a star, a client
 //     on a LAN); its unit makes its namespace and cable and configures
@@ -192,7 +193,7 @@ func place(s plan.Step, i int, leaf map[string]*topology.Interface) (int, string
 	}
 	big := len(s.Node.Interfaces) > bigNode
 	switch s.Kind {
-	case plan.CreateNamespace, plan.SetSysctl, plan.CreateBridge:
+	case plan.CreateNamespace, plan.SetSysctl, plan.CreateBridge, plan.WriteSharedHosts:
 		return 0, n
 	case plan.SetMTU:
 		return 3, n

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -95,64 +93,33 @@ func sameRule(a, b netlink.Rule) bool {
 // HostsDir is where `ip netns exec` finds per-namespace files.
 const HostsDir = "/etc/netns"
 
-// shared remembers, per process, the shared files written, by the address
-// of the content a plan hands every node (hashing 60 KB per node adds up).
-// Each entry keeps its content, so that address is never reused for other
-// content.
-var shared struct {
-	sync.Mutex
-	files map[*byte]sharedFile
+// WriteSharedHosts writes the lab's hosts file (plan.SharedHostsPath)
+// unless it holds content. The nodes' files are hard links to it: a
+// thousand-node lab would otherwise write a thousand copies of 60 KB.
+func WriteSharedHosts(path string, content []byte) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, &OpError{Op: "write shared hosts file", Err: err}
+	}
+	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		return false, &OpError{Op: "write shared hosts file", Err: err}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, &OpError{Op: "write shared hosts file", Err: err}
+	}
+	return true, nil
 }
 
-type sharedFile struct {
-	content []byte
-	path    string
-}
-
-// sharedHosts writes the lab's shared hosts file holding content
-// (plan.SharedHostsPath), once, and returns its path. The nodes' files are
-// hard links to it: a thousand-node lab would otherwise write a thousand
-// copies of the same 60 KB.
-func sharedHosts(lab string, content []byte) (string, error) {
-	key := unsafe.SliceData(content)
-	shared.Lock()
-	defer shared.Unlock()
-	if f, ok := shared.files[key]; ok && len(f.content) == len(content) {
-		if _, err := os.Stat(f.path); err == nil {
-			return f.path, nil // still there: a down in between removes it
-		}
-	}
-	path := plan.SharedHostsPath(lab, content)
-	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, content) {
-		if err := os.MkdirAll(plan.SharedHostsDir, 0o755); err != nil {
-			return "", err
-		}
-		tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
-		if err := os.WriteFile(tmp, content, 0o644); err != nil {
-			return "", err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return "", err
-		}
-	}
-	if shared.files == nil {
-		shared.files = map[*byte]sharedFile{}
-	}
-	shared.files[key] = sharedFile{content, path}
-	return path, nil
-}
-
-// WriteHosts makes /etc/netns/NODE/hosts the lab's hosts file holding
-// content (a hard link to the shared copy), unless it is already. An
-// existing file that does not start with marker is someone else's.
-// changed is false when only the link was new, not the content.
-func WriteHosts(lab, node string, content []byte, marker string) (changed bool, err error) {
-	src, err := sharedHosts(lab, content)
-	if err != nil {
-		return false, &OpError{Op: "write shared hosts file", Node: node, Err: err}
-	}
+// LinkHosts makes /etc/netns/NODE/hosts a hard link to shared, the lab's
+// hosts file holding content, unless it is one already. An existing file
+// that does not start with marker is someone else's. changed is false
+// when only the link was new, not the content.
+func LinkHosts(node, shared string, content []byte, marker string) (changed bool, err error) {
 	path := filepath.Join(HostsDir, node, "hosts")
-	if sameFile(path, src) {
+	if sameFile(path, shared) {
 		return false, nil
 	}
 	changed = true
@@ -167,7 +134,7 @@ func WriteHosts(lab, node string, content []byte, marker string) (changed bool, 
 	}
 	tmp := path + ".nsrouter"
 	os.Remove(tmp) // a link left by an interrupted run
-	if err := os.Link(src, tmp); err != nil {
+	if err := os.Link(shared, tmp); err != nil {
 		return false, &OpError{Op: "write hosts", Node: node, Err: err}
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -220,19 +187,41 @@ func RemoveHosts(node, marker string) (bool, error) {
 // startsWith reports whether the file begins with prefix, reading no more
 // than that: a big lab's hosts files hold a line per address.
 func startsWith(path, prefix string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	buf := make([]byte, len(prefix))
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return false, nil // shorter than the marker: not ours
-	}
-	return string(buf) == prefix, nil
+	head, err := readHead(path, len(prefix))
+	return err == nil && string(head) == prefix, err
 }
 
-// removeHostsLeftover cleans up after a WriteHosts that was killed before
+// readHead reads at most n bytes from the start of a file.
+func readHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	k, err := io.ReadFull(f, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return buf[:k], err
+}
+
+// HostsLab names the lab whose marker (plan.HostsMarker) starts
+// /etc/netns/NODE/hosts, or "" when none does.
+func HostsLab(node string) string {
+	head, err := readHead(filepath.Join(HostsDir, node, "hosts"), 256)
+	if err != nil {
+		return ""
+	}
+	first, _, _ := bytes.Cut(head, []byte("\n"))
+	lab, _ := strings.CutPrefix(string(first), plan.HostsMarker)
+	if lab == string(first) {
+		return ""
+	}
+	return lab
+}
+
+// removeHostsLeftover cleans up after a LinkHosts that was killed before
 // its rename: the temporary file, if it is the lab's, and then the folder
 // if that leaves it empty. A folder that was empty already is left alone
 // unless the caller knows the node is the lab's (RemoveStaleHostsDir).
@@ -245,7 +234,7 @@ func removeHostsLeftover(dir, marker string) {
 }
 
 // RemoveStaleHostsDir removes /etc/netns/NODE when it is empty: what a
-// WriteHosts killed between making the folder and writing the file leaves.
+// LinkHosts killed between making the folder and linking the file leaves.
 // The caller names only nodes of the lab being removed.
 func RemoveStaleHostsDir(node string) {
 	dir := filepath.Join(HostsDir, node)

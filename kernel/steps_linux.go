@@ -87,7 +87,10 @@ func (w *worker) step(s plan.Step) (changed bool, note string, err error) {
 	case plan.SetPacketSize:
 		return ns.EnsurePacketSize(s.Iface)
 	case plan.WriteHosts:
-		changed, err = WriteHosts(e.Lab, s.Node.Name, s.Hosts, plan.HostsMarker)
+		changed, err = LinkHosts(s.Node.Name, s.Path, s.Hosts, plan.HostsMarker)
+		return changed, "", err
+	case plan.WriteSharedHosts:
+		changed, err = WriteSharedHosts(s.Path, s.Hosts)
 		return changed, "", err
 	case plan.SetUplink:
 		return w.uplink(ns, s.Uplink)

@@ -1,17 +1,14 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/nsrouter/nsrouter/kernel"
-	"github.com/nsrouter/nsrouter/plan"
 	"github.com/nsrouter/nsrouter/topology"
 )
 
@@ -105,31 +102,11 @@ func hostsLabs() []string {
 	dirs, _ := os.ReadDir(kernel.HostsDir)
 	var out []string
 	for _, d := range dirs {
-		b, err := readHead(filepath.Join(kernel.HostsDir, d.Name(), "hosts"))
-		if err != nil || strings.HasPrefix(d.Name(), ".") {
-			continue
-		}
-		first, _, _ := bytes.Cut(b, []byte("\n"))
-		if lab, ok := strings.CutPrefix(string(first), plan.HostsMarker); ok && topology.ValidLabName(lab) {
+		if lab := kernel.HostsLab(d.Name()); !strings.HasPrefix(d.Name(), ".") && topology.ValidLabName(lab) {
 			out = append(out, lab)
 		}
 	}
 	return out
-}
-
-// readHead reads the start of a file: enough for its first line here.
-func readHead(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, 256)
-	n, err := io.ReadFull(f, b)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
-	}
-	return b[:n], err
 }
 
 // DownAll removes every lab List finds.

@@ -15,39 +15,41 @@ type Kind int
 
 // The kinds of step, in the order a plan uses them.
 const (
-	CreateNamespace Kind = iota // a named network namespace, marked, lo up
-	SetSysctl                   // one sysctl inside a node
-	CreateBridge                // a Linux bridge, marked, up
-	CreateVeth                  // a veth pair with each end in its namespace
-	AddAddress                  // an address on an interface or bridge
-	SetUp                       // an interface brought up
-	AddRoute                    // a static route
-	SetFirewall                 // a node's nftables table, in one transaction
-	AllowBridged                // host: let frames cross the lab's bridges
-	SetMTU                      // a bridge's MTU, once its ports are attached
-	AddRule                     // a policy routing rule
-	WriteHosts                  // /etc/netns/NODE/hosts: every node by name
-	SetUplink                   // host: forwarding and masquerade for the uplink
-	SetPacketSize               // fast profile: big IPv4 GSO/GRO packets on a link end
-	SetDown                     // an interface the file leaves down
+	CreateNamespace  Kind = iota // a named network namespace, marked, lo up
+	SetSysctl                    // one sysctl inside a node
+	CreateBridge                 // a Linux bridge, marked, up
+	CreateVeth                   // a veth pair with each end in its namespace
+	AddAddress                   // an address on an interface or bridge
+	SetUp                        // an interface brought up
+	AddRoute                     // a static route
+	SetFirewall                  // a node's nftables table, in one transaction
+	AllowBridged                 // host: let frames cross the lab's bridges
+	SetMTU                       // a bridge's MTU, once its ports are attached
+	AddRule                      // a policy routing rule
+	WriteHosts                   // /etc/netns/NODE/hosts: every node by name
+	SetUplink                    // host: forwarding and masquerade for the uplink
+	SetPacketSize                // fast profile: big IPv4 GSO/GRO packets on a link end
+	SetDown                      // an interface the file leaves down
+	WriteSharedHosts             // host: the lab's hosts file, once, for the nodes' links
 )
 
 var kindNames = [...]string{
-	CreateNamespace: "namespace",
-	SetSysctl:       "sysctl",
-	CreateBridge:    "bridge",
-	CreateVeth:      "veth",
-	AddAddress:      "address",
-	SetUp:           "up",
-	AddRoute:        "route",
-	SetFirewall:     "firewall",
-	AllowBridged:    "allow-bridged",
-	SetMTU:          "mtu",
-	AddRule:         "rule",
-	WriteHosts:      "hosts",
-	SetUplink:       "uplink",
-	SetPacketSize:   "packet-size",
-	SetDown:         "down",
+	CreateNamespace:  "namespace",
+	SetSysctl:        "sysctl",
+	CreateBridge:     "bridge",
+	CreateVeth:       "veth",
+	AddAddress:       "address",
+	SetUp:            "up",
+	AddRoute:         "route",
+	SetFirewall:      "firewall",
+	AllowBridged:     "allow-bridged",
+	SetMTU:           "mtu",
+	AddRule:          "rule",
+	WriteHosts:       "hosts",
+	SetUplink:        "uplink",
+	SetPacketSize:    "packet-size",
+	SetDown:          "down",
+	WriteSharedHosts: "shared-hosts",
 }
 
 func (k Kind) String() string {
@@ -74,7 +76,8 @@ type Step struct {
 	MTU     int                  // SetMTU
 	Size    int                  // SetPacketSize: largest IPv4 GSO/GRO packet, bytes
 	NoLL6   bool                 // SetUp: without an IPv6 link-local address
-	Hosts   []byte               // WriteHosts
+	Hosts   []byte               // WriteHosts, WriteSharedHosts
+	Path    string               // WriteHosts, WriteSharedHosts: the lab's shared hosts file
 	Uplink  *topology.Uplink     // SetUplink
 	Reason  string               // why the lab needs this step, for people
 }
@@ -113,7 +116,9 @@ func (s Step) String() string {
 	case AddRule:
 		return fmt.Sprintf("%s: rule %s", where, RuleString(s.Rule))
 	case WriteHosts:
-		return fmt.Sprintf("%s: write /etc/netns/%s/hosts", where, where)
+		return fmt.Sprintf("%s: link /etc/netns/%s/hosts to %s", where, where, s.Path)
+	case WriteSharedHosts:
+		return fmt.Sprintf("host: write %s", s.Path)
 	case SetUplink:
 		return fmt.Sprintf("host: forward and masquerade %s for the uplink", s.Uplink.Subnet)
 	}
@@ -212,8 +217,15 @@ func Build(t *topology.Topology) *Plan {
 			Reason: "the host masquerades the uplink towards its own network"})
 	}
 	if hosts := HostsFile(t); hosts != nil {
+		shared := SharedHostsPath(t.Name, hosts)
+		host := t.Node(topology.HostNode)
+		if host == nil {
+			host = &topology.Node{Name: topology.HostNode, Host: true}
+		}
+		p.add(Step{Kind: WriteSharedHosts, Node: host, Hosts: hosts, Path: shared,
+			Reason: "the lab's names, written once: each node's hosts file is a hard link to this copy"})
 		for _, n := range t.Namespaces() {
-			p.add(Step{Kind: WriteHosts, Node: n, Hosts: hosts,
+			p.add(Step{Kind: WriteHosts, Node: n, Hosts: hosts, Path: shared,
 				Reason: "nodes reach each other by name through /etc/hosts"})
 		}
 	}

@@ -25,14 +25,14 @@ func TestBuildBuiltin(t *testing.T) {
 		}
 	}
 	want := map[Kind]int{CreateNamespace: 3, CreateBridge: 2, CreateVeth: 4, AddAddress: 6, SetUp: 8,
-		AddRoute: 2, SetFirewall: 1, AllowBridged: 1, WriteHosts: 3}
+		AddRoute: 2, SetFirewall: 1, AllowBridged: 1, WriteSharedHosts: 1, WriteHosts: 3}
 	for k, n := range want {
 		if count[k] != n {
 			t.Errorf("%d %s steps, want %d", count[k], k, n)
 		}
 	}
 	for _, order := range [][2]Kind{{CreateNamespace, CreateVeth}, {CreateBridge, CreateVeth}, {CreateVeth, AddAddress},
-		{AddAddress, SetUp}, {SetUp, AddRoute}, {SetSysctl, CreateVeth}} {
+		{AddAddress, SetUp}, {SetUp, AddRoute}, {SetSysctl, CreateVeth}, {WriteSharedHosts, WriteHosts}} {
 		if last[order[0]] > first[order[1]] {
 			t.Errorf("a %s step comes after a %s step", order[0], order[1])
 		}

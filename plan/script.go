@@ -49,16 +49,6 @@ func (p *Plan) Script(w io.Writer, rules RuleTexts) {
 	}
 }
 
-// firstHosts is the node of the plan's first WriteHosts step.
-func (p *Plan) firstHosts() *topology.Node {
-	for _, s := range p.Steps {
-		if s.Kind == WriteHosts {
-			return s.Node
-		}
-	}
-	return nil
-}
-
 // ipIn prefixes an ip command with -n NODE for lab namespaces.
 func ipIn(n *topology.Node) string {
 	if n.Host {
@@ -137,16 +127,12 @@ func (p *Plan) commands(s Step, rules RuleTexts) []string {
 		return nftCommands(execIn(n), "inet", "nsrouter-"+p.Lab, rules(p.Lab, n, s.Chain, s.NAT))
 	case AllowBridged:
 		return allowBridgedCommands(s.Bridges, mark)
+	case WriteSharedHosts:
+		return []string{"mkdir -p " + SharedHostsDir,
+			"cat > " + s.Path + " <<'EOF'\n" + strings.TrimRight(string(s.Hosts), "\n") + "\nEOF"}
 	case WriteHosts:
-		// One copy, written with the first node's step; every node's file
-		// is a hard link to it.
-		dir, shared := "/etc/netns/"+n.Name, SharedHostsPath(p.Lab, s.Hosts)
-		var out []string
-		if n == p.firstHosts() {
-			out = append(out, "mkdir -p "+SharedHostsDir,
-				"cat > "+shared+" <<'EOF'\n"+strings.TrimRight(string(s.Hosts), "\n")+"\nEOF")
-		}
-		return append(out, "mkdir -p "+dir, "ln -f "+shared+" "+dir+"/hosts")
+		dir := "/etc/netns/" + n.Name
+		return []string{"mkdir -p " + dir, "ln -f " + s.Path + " " + dir + "/hosts"}
 	case SetUplink:
 		return uplinkCommands(p.Lab, s.Uplink)
 	}

@@ -146,14 +146,14 @@ func (r *resolver) mixedProfiles() {
 		for _, i := range n.Interfaces {
 			anyFast = anyFast || (i.Fast() && !i.Down)
 			if i.Master == nil && !i.Down && i.Link != uplink {
-				routed = append(routed, mixedEnd{i.String(), i.Fast(), i.Link.pos})
+				routed = append(routed, mixedEnd{name: i.String(), fast: i.Fast(), pos: i.Link.pos})
 			}
 		}
 		for _, b := range n.Bridges {
 			var ports []mixedEnd
 			for _, p := range b.Ports {
 				if !p.Down {
-					ports = append(ports, mixedEnd{p.Peer().String(), p.Fast(), p.Link.pos})
+					ports = append(ports, mixedEnd{name: p.Peer().String(), fast: p.Fast(), pos: p.Link.pos})
 				}
 			}
 			if fast, plain := splitEnds(ports); fast != nil && plain != nil {
@@ -161,12 +161,12 @@ func (r *resolver) mixedProfiles() {
 					n.Name, b.Name, fast.name, plain.name)
 			}
 			if b.carries() {
-				routed = append(routed, mixedEnd{n.Name + ":" + b.Name, b.Fast(), b.pos})
+				routed = append(routed, mixedEnd{name: n.Name + ":" + b.Name, fast: b.Fast(), pos: b.pos, bridge: true})
 			}
 		}
 		if fast, plain := splitEnds(routed); n.Forward4 && fast != nil && plain != nil {
 			why := ""
-			if n.Bridge(strings.TrimPrefix(plain.name, n.Name+":")) != nil {
+			if plain.bridge {
 				why = "; a bridge is fast when all its ports that are up are"
 			}
 			r.errs.warn(plain.pos, "router %s routes packets from %s (profile fast) to %s (profile default%s), which cuts them into MTU-sized packets in software: slower than with no profile; give every link of a path the same profile",
@@ -180,9 +180,10 @@ func (r *resolver) mixedProfiles() {
 
 // mixedEnd is a link end or bridge, for mixedProfiles.
 type mixedEnd struct {
-	name string
-	fast bool
-	pos  Pos
+	name   string
+	fast   bool
+	pos    Pos
+	bridge bool
 }
 
 // splitEnds returns the first fast end and the first default one.
