@@ -27,10 +27,16 @@ type DownResult struct {
 	Tables     int
 	Rules      int      // rules removed from other programs' chains
 	Restored   []string // host sysctls put back
-	// HandedOver are host sysctls left as they are because another lab
-	// that came up later still needs them ("KEY to LAB"): that lab puts
-	// back the value this one found when it goes down.
-	HandedOver []string
+	// HandedOver are host sysctls left as they are because other labs
+	// that set them too are still up: the last of them to go down puts
+	// back the value this one found.
+	HandedOver []Handover
+}
+
+// Handover is a host sysctl that down left to other labs.
+type Handover struct {
+	Key  string
+	Labs []string
 }
 
 // Empty reports whether nothing of the lab was found.
@@ -153,7 +159,7 @@ func down(lab string, o Options) (*DownResult, error) {
 
 // restoreHost puts back every host sysctl the lab recorded, or hands the
 // old value over to a lab that still needs the setting.
-func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []string, err error) {
+func (o Options) restoreHost(lab string, host *kernel.NS) (restored []string, handed []Handover, err error) {
 	rec, err := o.readRecord(lab)
 	if err != nil {
 		return nil, nil, err
@@ -162,7 +168,7 @@ func (o Options) restoreHost(lab string, host *kernel.NS) (restored, handed []st
 }
 
 // restoreRecorded is restoreHost for the sysctls in rec.
-func (o Options) restoreRecorded(lab string, host *kernel.NS, rec *hostRecord) (restored, handed []string, err error) {
+func (o Options) restoreRecorded(lab string, host *kernel.NS, rec *hostRecord) (restored []string, handed []Handover, err error) {
 	keys := make([]string, 0, len(rec.Sysctls))
 	for k := range rec.Sysctls {
 		keys = append(keys, k)
@@ -171,7 +177,7 @@ func (o Options) restoreRecorded(lab string, host *kernel.NS, rec *hostRecord) (
 	var errs []error
 	for _, k := range keys {
 		if others := o.handOver(lab, host, k, rec.Sysctls[k]); others != nil {
-			handed = append(handed, k+" to "+strings.Join(others, ", "))
+			handed = append(handed, Handover{Key: k, Labs: others})
 			continue
 		}
 		if _, _, err := host.SetSysctl(k, rec.Sysctls[k]); err != nil {

@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -138,7 +139,7 @@ func TestTwoUplinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Restored) != 0 || len(res.HandedOver) != 1 || res.HandedOver[0] != "net.ipv4.ip_forward to uplink2" {
+	if len(res.Restored) != 0 || len(res.HandedOver) != 1 || res.HandedOver[0].Key != "net.ipv4.ip_forward" || fmt.Sprint(res.HandedOver[0].Labs) != "[uplink2]" {
 		t.Errorf("first lab's down: restored %v, handed over %v; want ip_forward handed over to uplink2", res.Restored, res.HandedOver)
 	}
 	if got := witness.Run(t, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "1\n" {

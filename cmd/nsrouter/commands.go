@@ -186,9 +186,9 @@ func printDown(w io.Writer, res *lab.DownResult) {
 	for _, s := range res.Restored {
 		fmt.Fprintf(w, "  restored %s\n", s)
 	}
-	for _, s := range res.HandedOver {
-		k, other, _ := strings.Cut(s, " to ")
-		fmt.Fprintf(w, "  left %s as it is: lab %s still needs it; the last of them to go down puts back the old value\n", k, other)
+	for _, h := range res.HandedOver {
+		fmt.Fprintf(w, "  left %s as it is: lab %s still needs it; the last of them to go down puts back the old value\n",
+			h.Key, strings.Join(h.Labs, ", "))
 	}
 }
 
