@@ -117,32 +117,11 @@ func down(lab string, o Options) (*DownResult, error) {
 		took("host links, with the namespaces")
 	}
 
-	// A creation killed before its namespace was mounted leaves an empty
-	// file; the lab's last file names the candidates.
+	var nodes []*topology.Node
 	if prevErr == nil {
-		for _, n := range prev.Namespaces() {
-			kernel.RemoveStale(n.Name)
-		}
+		nodes = prev.Namespaces()
 	}
-
-	// Name files are found by their first line, like everything else.
-	if dirs, err := os.ReadDir(kernel.HostsDir); err == nil {
-		for _, d := range dirs {
-			if strings.HasPrefix(d.Name(), ".") {
-				continue // the shared copies, below
-			}
-			if _, err := kernel.RemoveHosts(d.Name(), plan.HostsMarker+lab+"\n"); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	errs = append(errs, kernel.RemoveSharedHosts(lab))
-	if prevErr == nil {
-		for _, n := range prev.Namespaces() {
-			kernel.RemoveStaleHostsDir(n.Name)
-		}
-	}
-
+	errs = append(errs, removeFiles(lab, nodes))
 	took("stale files and hosts files")
 	restored, handed, err := o.restoreHost(lab, host)
 	res.Restored, res.HandedOver = restored, handed
@@ -155,6 +134,33 @@ func down(lab string, o Options) (*DownResult, error) {
 	}
 	o.log().Info("lab down", "lab", lab, "namespaces", len(res.Namespaces), "links", len(res.Links))
 	return res, nil
+}
+
+// removeFiles removes the lab's files: its hosts files, found by their
+// first line like everything else, the shared copy they link to, and what
+// interrupted runs leave for the nodes of the lab's last file: an empty
+// /run/netns/NODE (a creation killed before its namespace was mounted) and
+// an empty /etc/netns/NODE.
+func removeFiles(lab string, nodes []*topology.Node) error {
+	var errs []error
+	for _, n := range nodes {
+		kernel.RemoveStale(n.Name)
+	}
+	if dirs, err := os.ReadDir(kernel.HostsDir); err == nil {
+		for _, d := range dirs {
+			if strings.HasPrefix(d.Name(), ".") {
+				continue // the shared copies, below
+			}
+			if _, err := kernel.RemoveHosts(d.Name(), plan.HostsMarker+lab+"\n"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, kernel.RemoveSharedHosts(lab))
+	for _, n := range nodes {
+		kernel.RemoveStaleHostsDir(n.Name)
+	}
+	return errors.Join(errs...)
 }
 
 // restoreHost puts back every host sysctl the lab recorded, or hands the
