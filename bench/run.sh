@@ -74,7 +74,7 @@ trap 'rm -rf "$WORK"' EXIT
 export PATH=$PATH:/usr/local/go/bin
 
 source "$HERE/lib/prereq.sh"
-need_debs iproute2 nftables time gnuplot-nox
+need_debs iproute2 nftables time gnuplot-nox patch
 build_binaries "$WORK/bin"
 
 # Harness method names: nsrouter is its "tool".

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """report.py DIR -- medians, ratios and the issue's targets from a bench run.
 
-Reads DIR/setup.csv (rows of the shared harness's bench_setup.sh; its
-method "tool" is nsrouter), DIR/extra.csv (what,n,run,seconds,result) and
+Reads DIR/setup.csv (rows of the shared harness's bench_setup.sh with
+bench_setup.patch, which adds the column down_freed_s; its method "tool"
+is nsrouter), DIR/extra.csv (what,n,run,seconds,result) and
 DIR/info.txt, and DIR/forwarding/ when run.sh ran bench/forwarding.sh
 there (its tables and targets join these). Writes DIR/results.md and, per
 shape, DIR/up-SHAPE.dat (N and the median up time of each method, for
@@ -56,7 +57,7 @@ class Setup:
 
     def median(self, shape, method, n, column):
         g = self.groups.get((shape, method, n))
-        return med(r[column] for r in g) if g else None
+        return med(r.get(column) for r in g) if g else None
 
     def shapes(self):
         return [s for s in ("star", "bridge") if any(k[0] == s for k in self.groups)]
@@ -81,7 +82,7 @@ def setup_table(s, shape):
                 cells.append("-")
                 continue
             cells.append(" / ".join(fmt(s.median(shape, m, n, c))
-                                    for c in ("setup_s", "down_s", "down_free_s")))
+                                    for c in ("setup_s", "down_s", "down_free_s", "down_freed_s")))
             kb = s.median(shape, m, n, "maxrss_kb")
             rss = "-" if kb is None else "%.1f" % (kb / 1024)
             verdicts |= {r["verify"] for r in g}
@@ -107,6 +108,10 @@ class Targets:
         else:
             self.rows.append((what, shown % value, limit, "PASS" if ok(value) else "FAIL"))
 
+    def note(self, what, value, shown):
+        """A measurement shown next to the targets, judged by none."""
+        self.rows.append((what, "not measured" if value is None else shown % value, "-", "(shown only)"))
+
     def table(self):
         out = ["| target | measured | limit | verdict |", "|---|---|---|---|"]
         out += ["| %s | %s | %s | %s |" % r for r in self.rows]
@@ -124,21 +129,26 @@ def targets(s, extra):
     t = Targets()
     up = lambda shape, m, n: s.median(shape, m, n, "setup_s")
     free = lambda shape, m, n: s.median(shape, m, n, "down_free_s")
+    freed = lambda shape, m, n: s.median(shape, m, n, "down_freed_s")
     x = "%.2fx"
     t.add("star 1,000 up: nsrouter / go4 reference", ratio(up("star", "nsrouter", 1000), up("star", "go4", 1000)),
           "<= 1.00", lambda v: v <= 1.0, x)
     t.add("star 1,000 up: ip -batch / nsrouter", ratio(up("star", "batch", 1000), up("star", "nsrouter", 1000)),
           ">= 4.00", lambda v: v >= 4.0, x)
-    t.add("star 1,000 down+free: nsrouter / go4 reference",
-          ratio(free("star", "nsrouter", 1000), free("star", "go4", 1000)), "<= 1.00", lambda v: v <= 1.0, x)
+    t.add("star 1,000 down until freed: nsrouter / go4 reference",
+          ratio(freed("star", "nsrouter", 1000), freed("star", "go4", 1000)), "<= 1.00", lambda v: v <= 1.0, x)
+    t.note("star 1,000 down+free, the harness's first witness (can stop part-way): nsrouter / go4",
+           ratio(free("star", "nsrouter", 1000), free("star", "go4", 1000)), x)
     t.add("bridge 1,000 up: nsrouter bridge / nsrouter star",
           ratio(up("bridge", "nsrouter", 1000), up("star", "nsrouter", 1000)), "<= 1.50", lambda v: v <= 1.5, x)
     t.add("bridge 1,000 up: go4 reference / nsrouter",
           ratio(up("bridge", "go4", 1000), up("bridge", "nsrouter", 1000)), ">= 2.00", lambda v: v >= 2.0, x)
     t.add("star 10,000 up (s)", up("star", "nsrouter", 10000), "< 12 s", lambda v: v < 12, "%.2f s")
     t.add("star 10,000 down (s)", s.median("star", "nsrouter", 10000, "down_s"), "< 3 s", lambda v: v < 3, "%.2f s")
-    t.add("star 10,000 down+free: nsrouter / go4 reference",
-          ratio(free("star", "nsrouter", 10000), free("star", "go4", 10000)), "<= 1.00", lambda v: v <= 1.0, x)
+    t.add("star 10,000 down until freed: nsrouter / go4 reference",
+          ratio(freed("star", "nsrouter", 10000), freed("star", "go4", 10000)), "<= 1.00", lambda v: v <= 1.0, x)
+    t.note("star 10,000 down+free, the harness's first witness: nsrouter / go4",
+           ratio(free("star", "nsrouter", 10000), free("star", "go4", 10000)), x)
     kb = s.median("star", "nsrouter", 10000, "maxrss_kb")
     t.add("star 10,000 peak RSS (MB)", None if kb is None else kb / 1024, "< 100 MB", lambda v: v < 100, "%.1f MB")
     for what, label in (("check-pairs", "check of 9,900 pairs among 100 hosts (s)"),
@@ -179,7 +189,8 @@ def main(d):
     if os.path.exists(os.path.join(d, "info.txt")):
         parts.append("```\n" + open(os.path.join(d, "info.txt")).read().rstrip() + "\n```")
     for shape in s.shapes():
-        parts.append("### %s: up / down / down+free, seconds (medians)\n\n%s" % (shape, setup_table(s, shape)))
+        parts.append("### %s: up / down / down+free / down until freed, seconds (medians)\n\n%s" % (
+            shape, setup_table(s, shape)))
         write_dat(s, shape, os.path.join(d, "up-%s.dat" % shape))
     if extra:
         parts.append("### check, validate and plan\n\n" + extras_table(extra))
