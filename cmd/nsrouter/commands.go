@@ -62,6 +62,16 @@ func fileArg(pos []string) string {
 	return pos[0]
 }
 
+// upMemoryLimit is the soft memory limit for up of a lab of n nodes.
+// Building one keeps about 5.4 KB per node live (54 MB at 10,000); left
+// alone, the collector lets the heap double before it runs. The limit keeps
+// the peak near what is live, with room to spare: with only 6 MB of room
+// (a fixed 64 MiB at 10,000 nodes) the collector ran all the time and up
+// took 16 s instead of 10.
+func upMemoryLimit(n int) int64 {
+	return 24<<20 + int64(n)*6<<10
+}
+
 func cmdUp(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	quiet := fs.Bool("quiet", false, "print nothing on success")
@@ -70,12 +80,8 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("GOMEMLIMIT") == "" && len(t.Nodes) < 50_000 {
-		// Building a lab of 10,000 nodes needs about 45 MB of live memory;
-		// left alone, the collector lets the heap double before it runs.
-		// A soft limit keeps the peak near what is live. Bigger labs need
-		// more than the limit, and the collector would only thrash.
-		debug.SetMemoryLimit(64 << 20)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(upMemoryLimit(len(t.Nodes)))
 	}
 	o := e.options()
 	o.DryRun = *dry
