@@ -30,7 +30,9 @@ type Executor struct {
 	// of steps finished before it; an error stops the run. Tests use it
 	// to interrupt a run after every step in turn.
 	AfterStep func(i int) error
-	// Progress, when set, is told after each step.
+	// Progress, when set, is told how many of the plan's lab nodes (the
+	// host excluded) have all their steps done, each time one more has.
+	// It runs under the executor's lock: it must not block.
 	Progress func(done, total int)
 	// Workers is the number of parallel workers; 0 means one per CPU, at
 	// most 4.
@@ -39,6 +41,8 @@ type Executor struct {
 	mu      sync.Mutex
 	pos     map[*topology.Interface]int // index of each interface of a big node
 	done    int
+	left    map[*topology.Node]int // steps not finished, per lab node
+	nodes   int                    // lab nodes with all their steps finished
 	res     *Result
 	fresh   map[string]bool // namespaces this run created: nothing to check in them
 	birth   map[string]string
@@ -78,6 +82,12 @@ func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
 	e.res = &Result{Steps: make([]StepResult, len(p.Steps)), Created: map[string]uint64{}}
 	e.fresh = map[string]bool{}
 	e.pos = map[*topology.Interface]int{}
+	e.left, e.nodes = map[*topology.Node]int{}, 0
+	for _, s := range p.Steps {
+		if !s.Node.Host {
+			e.left[s.Node]++
+		}
+	}
 	for _, s := range p.Steps {
 		if s.Kind == plan.CreateNamespace && len(s.Node.Interfaces) > bigNode {
 			for k, i := range s.Node.Interfaces {
@@ -302,14 +312,19 @@ feed:
 	return first
 }
 
-// finish records a finished step and runs the hooks.
-func (e *Executor) finish(i int, changed bool, note string) error {
+// finish records a finished step of node and runs the hooks.
+func (e *Executor) finish(i int, n *topology.Node, changed bool, note string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.res.Steps[i].Changed, e.res.Steps[i].Note = changed, note
 	e.done++
-	if e.Progress != nil {
-		e.Progress(e.done, len(e.res.Steps))
+	if !n.Host {
+		if e.left[n]--; e.left[n] == 0 {
+			e.nodes++
+			if e.Progress != nil {
+				e.Progress(e.nodes, len(e.left))
+			}
+		}
 	}
 	if e.AfterStep != nil {
 		return e.AfterStep(e.done - 1)
@@ -397,7 +412,7 @@ func (w *worker) run(ctx context.Context, p *plan.Plan, u unit) error {
 		if err != nil {
 			return fmt.Errorf("step %d (%s): %w", i+1, s, err)
 		}
-		if err := w.e.finish(i, changed, note); err != nil {
+		if err := w.e.finish(i, s.Node, changed, note); err != nil {
 			return err
 		}
 	}

@@ -108,7 +108,14 @@ func down(lab string, o Options) (*DownResult, error) {
 		bigFirst(names, prev)
 	}
 	took("list namespaces, read state")
-	gone, err := deleteNamespaces(names, m, known)
+	var tick func(int)
+	if total := len(known); o.Progress != nil {
+		if prevErr == nil {
+			total = len(prev.Namespaces())
+		}
+		tick = func(done int) { o.Progress(min(done, total), max(done, total)) }
+	}
+	gone, err := deleteNamespaces(names, m, known, tick)
 	res.Namespaces = gone
 	errs = append(errs, err)
 	took("namespaces")
@@ -333,8 +340,9 @@ func heldLimit() int {
 // Only as many are held as open files allow.
 //
 // A namespace recorded by up with the same identity is the lab's without
-// entering it to read its mark.
-func deleteNamespaces(names []string, m string, known map[string]uint64) ([]string, error) {
+// entering it to read its mark. progress, when set, is told the number
+// removed after each; it must not block.
+func deleteNamespaces(names []string, m string, known map[string]uint64, progress func(int)) ([]string, error) {
 	var (
 		mu   sync.Mutex
 		gone []string
@@ -372,6 +380,9 @@ func deleteNamespaces(names []string, m string, known map[string]uint64) ([]stri
 					errs = append(errs, err)
 				} else {
 					gone = append(gone, name)
+					if progress != nil {
+						progress(len(gone))
+					}
 				}
 				mu.Unlock()
 			}

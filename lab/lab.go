@@ -33,7 +33,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// Waiting is called once when the lab is locked by another process.
 	Waiting func(lab string)
-	// Progress is told of each finished step of a long run.
+	// Progress, when set, is told how far a run has got: Up, each time
+	// one more lab node has all its steps done; Down, each time one more
+	// of the lab's namespaces is removed. It must not block: it runs
+	// under the workers' lock.
 	Progress func(done, total int)
 	// AfterStep is a test hook; see kernel.Executor.
 	AfterStep func(i int) error

@@ -85,14 +85,11 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	}
 	o := e.options()
 	o.DryRun = *dry
-	if e.tty && !*quiet && !*dry {
-		o.Progress = progress(e.stderr, time.Now())
-	}
+	var stop func()
+	o.Progress, stop = e.showProgress("up", "nodes", *quiet || *dry)
 	start := time.Now()
 	res, err := lab.Up(ctx, t, src, o)
-	if o.Progress != nil {
-		fmt.Fprint(e.stderr, "\r\033[K")
-	}
+	stop()
 	if err != nil {
 		return err
 	}
@@ -138,22 +135,22 @@ func printChanges(w io.Writer, changes []plan.Change) {
 	}
 }
 
-// progress returns a Progress callback that draws "steps done of total"
-// on the terminal once the work has taken more than a second.
-func progress(w io.Writer, start time.Time) func(done, total int) {
-	return func(done, total int) {
-		el := time.Since(start)
-		if el < time.Second {
-			return
-		}
-		fmt.Fprintf(w, "\r\033[K%d/%d steps (%.0f/s)", done, total, float64(done)/el.Seconds())
+// showProgress starts a progress line on stderr for work that takes over
+// a second, when stderr is a terminal and quiet is not set; it returns the
+// callback for lab.Options and a function that ends the line.
+func (e *env) showProgress(verb, what string, quiet bool) (func(done, total int), func()) {
+	if !e.tty || quiet {
+		return nil, func() {}
 	}
+	p := startProgress(e.stderr, verb, what, time.Second, 250*time.Millisecond)
+	return p.Update, p.Stop
 }
 
 func cmdDown(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	name := fs.String("l", "", "lab name, instead of a file")
 	all := fs.Bool("all", false, "remove every lab found in the kernel")
+	quiet := fs.Bool("quiet", false, "print nothing on success")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -162,7 +159,7 @@ func cmdDown(ctx context.Context, e *env, args []string) error {
 		if *name != "" || len(pos) > 0 {
 			return usagef("down: --all takes no FILE and no -l")
 		}
-		return downAll(ctx, e)
+		return downAll(ctx, e, *quiet)
 	}
 	labName := *name
 	if labName == "" {
@@ -174,11 +171,17 @@ func cmdDown(ctx context.Context, e *env, args []string) error {
 	} else if len(pos) > 0 {
 		return usagef("down: give a FILE or -l LAB, not both")
 	}
-	res, err := lab.Down(ctx, labName, e.options())
+	o := e.options()
+	var stop func()
+	o.Progress, stop = e.showProgress("down", "namespaces removed", *quiet)
+	res, err := lab.Down(ctx, labName, o)
+	stop()
 	if err != nil {
 		return err
 	}
-	printDown(e.stdout, res)
+	if !*quiet {
+		printDown(e.stdout, res)
+	}
 	return nil
 }
 
@@ -198,8 +201,11 @@ func printDown(w io.Writer, res *lab.DownResult) {
 	}
 }
 
-func downAll(ctx context.Context, e *env) error {
+func downAll(ctx context.Context, e *env, quiet bool) error {
 	results, err := lab.DownAll(ctx, e.options())
+	if quiet {
+		return err
+	}
 	for _, r := range results {
 		printDown(e.stdout, r)
 	}
