@@ -44,6 +44,11 @@ func Check(ctx context.Context, t *topology.Topology, o Options) (*Report, error
 	if err := RequireRoot(); err != nil {
 		return nil, err
 	}
+	if len(t.Expect) == 0 {
+		// "0 passed, 0 failed" would read as success, even for a lab
+		// that is not up.
+		return nil, fmt.Errorf("lab %s: the file has no expectations (expect:), so there is nothing to check", t.Name)
+	}
 	nss, err := openNodes(t)
 	if err != nil {
 		return nil, err

@@ -246,3 +246,17 @@ func TestStatusCounters(t *testing.T) {
 		t.Errorf("status --watch printed %d tables in 0.9 s at 200ms; want at least 3", n)
 	}
 }
+
+// TestCheckWithoutExpectations: a file with nothing to check is an error,
+// not "0 passed, 0 failed" (which read as success even for a lab that was
+// not up).
+func TestCheckWithoutExpectations(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bare.yaml")
+	if err := os.WriteFile(file, []byte("name: bare\nnodes:\n  a: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := nsr(t, "", "check", file)
+	if code != 1 || out != "" || !strings.Contains(stderr, "lab bare: the file has no expectations (expect:)") {
+		t.Errorf("check without expectations: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
