@@ -24,7 +24,13 @@
 #   --shapes "..."   star bridge (default both)
 #   --out DIR        CSVs, results.md and the plot (default /tmp/nsr-bench-DATE)
 #   --no-docs        do not copy the plot and table to docs/bench-up.png and
-#                    docs/bench-results.md
+#                    docs/bench-results.md (only a --big run with the default
+#                    sizes, methods and shapes, all of whose parts ran,
+#                    copies them)
+#
+# Exit status 0 when every part ran, every lab passed its check and every
+# target measured was met; 1 otherwise (the report says which); 2 for bad
+# options; 130 when interrupted, with no report.
 #
 # Everything that touches the kernel runs in lib/sandbox.sh: new network,
 # mount and PID namespaces that vanish with everything in them when the run
@@ -37,20 +43,24 @@ SHARED=${NSR_SHARED_BENCH:-$REPO/../shared/bench}
 BIG=0 NS="10 100 1000" RUNS=3 IP_RUNS=1 BIG_RUNS=3 OUT= DOCS=1 FWD=
 METHODS="nsrouter go4 batch ip" SHAPES="star bridge"
 
-usage() { sed -n '2,31p' "$0"; }
+usage() { sed -n '2,35p' "$0"; }
+value() { # OPTION ARGS...: the option's value must follow it
+	(($# >= 2)) || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+}
+PARTIAL=0 # sizes, methods or shapes other than the defaults: no docs
 while (($#)); do
 	case $1 in
 	--big) BIG=1 ;;
 	--forwarding) FWD=1 ;;
 	--no-forwarding) FWD=0 ;;
-	--quick) NS="10 100" RUNS=1 ;;
-	--ns) NS=$2; shift ;;
-	--runs) RUNS=$2; shift ;;
-	--ip-runs) IP_RUNS=$2; shift ;;
-	--big-runs) BIG_RUNS=$2; shift ;;
-	--methods) METHODS=$2; shift ;;
-	--shapes) SHAPES=$2; shift ;;
-	--out) OUT=$2; shift ;;
+	--quick) NS="10 100" RUNS=1 PARTIAL=1 ;;
+	--ns) value "$@"; NS=$2 PARTIAL=1; shift ;;
+	--runs) value "$@"; RUNS=$2; shift ;;
+	--ip-runs) value "$@"; IP_RUNS=$2; shift ;;
+	--big-runs) value "$@"; BIG_RUNS=$2; shift ;;
+	--methods) value "$@"; METHODS=$2 PARTIAL=1; shift ;;
+	--shapes) value "$@"; SHAPES=$2 PARTIAL=1; shift ;;
+	--out) value "$@"; OUT=$2; shift ;;
 	--no-docs) DOCS=0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -63,6 +73,12 @@ done
 for n in $NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 10000)) || { echo "run.sh: bad size $n" >&2; exit 2; }
 done
+for s in $SHAPES; do
+	[[ $s == star || $s == bridge ]] || { echo "run.sh: unknown shape $s (star bridge)" >&2; exit 2; }
+done
+[[ -n ${NS// /} && -n ${METHODS// /} && -n ${SHAPES// /} ]] ||
+	{ echo "run.sh: --ns, --methods and --shapes need at least one value each" >&2; exit 2; }
+((BIG && !PARTIAL)) || DOCS=0
 FWD=${FWD:-$BIG}
 [[ $(id -u) == 0 ]] || { echo "run.sh: needs root (network namespaces); run it with sudo" >&2; exit 3; }
 [[ -x $SHARED/lib/bench_setup.sh ]] || { echo "run.sh: no harness at $SHARED (set NSR_SHARED_BENCH)" >&2; exit 3; }
@@ -71,6 +87,10 @@ OUT=${OUT:-/tmp/nsr-bench-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/nsr-bench-work.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# Ctrl-C reaches the sandbox too, which ends with everything in it; then
+# stop here, before a report of half the runs (or docs made from one).
+trap 'echo "run.sh: interrupted; no report written" >&2; exit 130' INT TERM
+FAILED=0
 export PATH=$PATH:/usr/local/go/bin
 
 source "$HERE/lib/prereq.sh"
@@ -111,7 +131,7 @@ done
 if ((FWD)); then
 	echo "== forwarding, about 7 minutes ($OUT/forwarding)"
 	"$HERE/forwarding.sh" --out "$OUT/forwarding" >"$OUT/forwarding.log" 2>&1 ||
-		echo "run.sh: forwarding.sh failed; see $OUT/forwarding.log" >&2
+		{ echo "run.sh: forwarding.sh failed; see $OUT/forwarding.log" >&2; FAILED=1; }
 fi
 
 echo "== plan.Build of 100,000 nodes (go test -bench, no kernel)"
@@ -120,15 +140,17 @@ plan_bench "$OUT/extra.csv"
 echo "== setup/teardown in a sandbox ($OUT/setup.csv)"
 NSR=$WORK/bin/nsrouter TOPO=$WORK/topo OUT=$OUT SHARED=$SHARED METHODS="$HM" SHAPES="$SHAPES" \
 	NS="$NS" RUNS=$RUNS IP_RUNS=$IP_RUNS BIG=$BIG BIG_RUNS=$BIG_RUNS BN_NETLINKREF=$WORK/bin/netlinkref \
-	"$HERE/lib/sandbox.sh" "$HERE/lib/setup.sh" || echo "run.sh: the sandboxed part failed" >&2
+	"$HERE/lib/sandbox.sh" "$HERE/lib/setup.sh" || { echo "run.sh: the sandboxed part failed" >&2; FAILED=1; }
 
 echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/info.txt"
 echo
-python3 "$HERE/lib/report.py" "$OUT"
+MISSED=0
+python3 "$HERE/lib/report.py" "$OUT" || MISSED=1
 plot_up "$OUT" "$OUT/bench-up.png"
-if ((DOCS)); then
+if ((DOCS && !FAILED)); then
 	cp "$OUT/bench-up.png" "$REPO/docs/bench-up.png"
 	cp "$OUT/results.md" "$REPO/docs/bench-results.md"
 fi
 echo
 echo "results: $OUT/results.md, plot: $OUT/bench-up.png"
+exit $((FAILED || MISSED))

@@ -7,7 +7,8 @@ is nsrouter), DIR/extra.csv (what,n,run,seconds,result) and
 DIR/info.txt, and DIR/forwarding/ when run.sh ran bench/forwarding.sh
 there (its tables and targets join these). Writes DIR/results.md and, per
 shape, DIR/up-SHAPE.dat (N and the median up time of each method, for
-gnuplot); prints results.md. Standard library only.
+gnuplot); prints results.md. Exits 1 when a target failed, 0 otherwise.
+Standard library only.
 """
 import csv
 import os
@@ -59,6 +60,10 @@ class Setup:
         g = self.groups.get((shape, method, n))
         return med(r.get(column) for r in g) if g else None
 
+    def checked(self, shape, method, n):
+        """False when a run of that cell failed its check after up."""
+        return all(r.get("verify") == "ok" for r in self.groups.get((shape, method, n), []))
+
     def shapes(self):
         return [s for s in ("star", "bridge") if any(k[0] == s for k in self.groups)]
 
@@ -102,8 +107,14 @@ class Targets:
     def __init__(self):
         self.rows = []
 
-    def add(self, what, value, limit, ok, shown):
-        if value is None:
+    def add(self, what, value, limit, ok, shown, cells=(), s=None):
+        """A target row; cells are the (shape, method, n) it is measured on:
+        if a run of one failed its check, the timing is no result."""
+        bad = [c for c in cells if s is not None and not s.checked(*c)]
+        if bad:
+            self.rows.append((what, "runs failed their check: " + ", ".join(
+                "%s %s N=%d" % (m, sh, n) for sh, m, n in bad), limit, "FAIL"))
+        elif value is None:
             self.rows.append((what, "not measured", limit, "n/a"))
         else:
             self.rows.append((what, shown % value, limit, "PASS" if ok(value) else "FAIL"))
@@ -111,6 +122,9 @@ class Targets:
     def note(self, what, value, shown):
         """A measurement shown next to the targets, judged by none."""
         self.rows.append((what, "not measured" if value is None else shown % value, "-", "(shown only)"))
+
+    def failed(self):
+        return any(r[3] == "FAIL" for r in self.rows)
 
     def table(self):
         out = ["| target | measured | limit | verdict |", "|---|---|---|---|"]
@@ -131,31 +145,43 @@ def targets(s, extra):
     free = lambda shape, m, n: s.median(shape, m, n, "down_free_s")
     freed = lambda shape, m, n: s.median(shape, m, n, "down_freed_s")
     x = "%.2fx"
+    star1k = [("star", m, 1000) for m in ("nsrouter", "go4")]
     t.add("star 1,000 up: nsrouter / go4 reference", ratio(up("star", "nsrouter", 1000), up("star", "go4", 1000)),
-          "<= 1.00", lambda v: v <= 1.0, x)
+          "<= 1.00", lambda v: v <= 1.0, x, star1k, s)
     t.add("star 1,000 up: ip -batch / nsrouter", ratio(up("star", "batch", 1000), up("star", "nsrouter", 1000)),
-          ">= 4.00", lambda v: v >= 4.0, x)
+          ">= 4.00", lambda v: v >= 4.0, x, [("star", "batch", 1000), ("star", "nsrouter", 1000)], s)
     t.add("star 1,000 down until freed: nsrouter / go4 reference",
-          ratio(freed("star", "nsrouter", 1000), freed("star", "go4", 1000)), "<= 1.00", lambda v: v <= 1.0, x)
+          ratio(freed("star", "nsrouter", 1000), freed("star", "go4", 1000)), "<= 1.00", lambda v: v <= 1.0, x,
+          star1k, s)
     t.note("star 1,000 down+free, the harness's first witness (can stop part-way): nsrouter / go4",
            ratio(free("star", "nsrouter", 1000), free("star", "go4", 1000)), x)
     t.add("bridge 1,000 up: nsrouter bridge / nsrouter star",
-          ratio(up("bridge", "nsrouter", 1000), up("star", "nsrouter", 1000)), "<= 1.50", lambda v: v <= 1.5, x)
+          ratio(up("bridge", "nsrouter", 1000), up("star", "nsrouter", 1000)), "<= 1.50", lambda v: v <= 1.5, x,
+          [("bridge", "nsrouter", 1000), ("star", "nsrouter", 1000)], s)
     t.add("bridge 1,000 up: go4 reference / nsrouter",
-          ratio(up("bridge", "go4", 1000), up("bridge", "nsrouter", 1000)), ">= 2.00", lambda v: v >= 2.0, x)
-    t.add("star 10,000 up (s)", up("star", "nsrouter", 10000), "< 12 s", lambda v: v < 12, "%.2f s")
-    t.add("star 10,000 down (s)", s.median("star", "nsrouter", 10000, "down_s"), "< 3 s", lambda v: v < 3, "%.2f s")
+          ratio(up("bridge", "go4", 1000), up("bridge", "nsrouter", 1000)), ">= 2.00", lambda v: v >= 2.0, x,
+          [("bridge", m, 1000) for m in ("go4", "nsrouter")], s)
+    big = [("star", "nsrouter", 10000)]
+    t.add("star 10,000 up (s)", up("star", "nsrouter", 10000), "< 12 s", lambda v: v < 12, "%.2f s", big, s)
+    t.add("star 10,000 down (s)", s.median("star", "nsrouter", 10000, "down_s"), "< 3 s", lambda v: v < 3, "%.2f s",
+          big, s)
     t.add("star 10,000 down until freed: nsrouter / go4 reference",
-          ratio(freed("star", "nsrouter", 10000), freed("star", "go4", 10000)), "<= 1.00", lambda v: v <= 1.0, x)
+          ratio(freed("star", "nsrouter", 10000), freed("star", "go4", 10000)), "<= 1.00", lambda v: v <= 1.0, x,
+          big + [("star", "go4", 10000)], s)
     t.note("star 10,000 down+free, the harness's first witness: nsrouter / go4",
            ratio(free("star", "nsrouter", 10000), free("star", "go4", 10000)), x)
     kb = s.median("star", "nsrouter", 10000, "maxrss_kb")
-    t.add("star 10,000 peak RSS (MB)", None if kb is None else kb / 1024, "< 100 MB", lambda v: v < 100, "%.1f MB")
+    t.add("star 10,000 peak RSS (MB)", None if kb is None else kb / 1024, "< 100 MB", lambda v: v < 100, "%.1f MB",
+          big, s)
     for what, label in (("check-pairs", "check of 9,900 pairs among 100 hosts (s)"),
                         ("validate-100000", "validate of 100,000 nodes (s)"),
                         ("plan-100000", "plan.Build of 100,000 nodes (s, go test -bench)")):
-        v, _ = extra_median(extra, what)
+        v, xs = extra_median(extra, what)
         limit = 5 if what == "check-pairs" else 1
+        if xs and v is None:
+            t.rows.append((label, "runs failed: " + ",".join(sorted({r["result"] for r in xs})), "< %d s" % limit,
+                           "FAIL"))
+            continue
         t.add(label, v, "< %d s" % limit, lambda v, l=limit: v < l, "%.3f s")
     return t
 
@@ -205,9 +231,10 @@ def main(d):
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write(text)
     sys.stdout.write(text)
+    return 1 if t.failed() else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: report.py DIR")
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1]))

@@ -9,4 +9,5 @@ want=$((n + 1))
 have=$(ls /run/netns | wc -l)
 ((have == want)) || { echo "FAIL: $have namespaces, want $want"; exit 1; }
 out=$(timeout 60 "$nsr" check "$file" 2>&1) || { echo "FAIL: check: $(echo "$out" | tail -1)"; exit 1; }
+[[ $(echo "$out" | tail -1) =~ ^[1-9][0-9]*\ passed,\ 0\ failed ]] || { echo "FAIL: check proved nothing: $(echo "$out" | tail -1)"; exit 1; }
 echo ok
