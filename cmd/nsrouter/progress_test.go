@@ -137,7 +137,7 @@ groups:
 		line := binary + " " + strings.Join(args, " ")
 		out, err := exec.CommandContext(ctx, "script", "-qefc", line, "/dev/null").CombinedOutput()
 		if err != nil {
-			t.Fatalf("script -c %q: %v\n%s", line, err, out)
+			t.Fatalf("script -c %q (script(1) is in Debian's bsdutils): %v\n%s", line, err, out)
 		}
 		return string(out)
 	}
