@@ -14,32 +14,11 @@ import (
 	"github.com/nsrouter/nsrouter/internal/sandbox"
 )
 
-// lockedBuffer is a bytes.Buffer that a drawing goroutine may write while
-// the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestProgressLine(t *testing.T) {
-	var w lockedBuffer
+	var w syncBuffer
 	p := startProgress(&w, "up", "nodes", 0, 5*time.Millisecond)
 	p.Update(3, 10)
-	for k := 0; k < 400 && !strings.Contains(w.String(), "up: 3/10 nodes ("); k++ {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "a drawn count", func() bool { return strings.Contains(w.String(), "up: 3/10 nodes (") })
 	p.Stop()
 	out := w.String()
 	if !strings.Contains(out, "\r\033[Kup: 3/10 nodes (") || !strings.HasSuffix(out, "/s)\r\033[K") {
@@ -47,7 +26,7 @@ func TestProgressLine(t *testing.T) {
 	}
 
 	// Work that ends before the threshold draws nothing, not even a clear.
-	var quiet lockedBuffer
+	var quiet syncBuffer
 	p = startProgress(&quiet, "down", "namespaces removed", time.Hour, time.Millisecond)
 	p.Update(1, 2)
 	time.Sleep(20 * time.Millisecond)
