@@ -21,28 +21,52 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // interface has it already. IPv6 addresses skip duplicate address
 // detection: lab links are private cables whose addresses the file already
 // proved unique, and DAD would hold them "tentative" for a second or more.
+//
+// It adds first and looks only when the kernel says the address exists:
+// listing an interface's addresses dumps the whole namespace's, so looking
+// first made a router of a thousand addresses list a million to find that
+// nothing had changed. For IPv4 the kernel refuses only the same address
+// with the same prefix length on the interface; for IPv6 the same address
+// with any length, so the length is then checked, and an old length makes
+// way for the new one (the file changed it).
 func (ns *NS) EnsureAddr(name string, p netip.Prefix) (changed bool, err error) {
 	l, err := ns.nl.LinkByName(name)
 	if err != nil {
 		return false, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
 	}
-	have, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_ALL) })
-	if err != nil {
-		return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: err}
-	}
-	for _, a := range have {
-		if ones, _ := a.Mask.Size(); a.IP.Equal(p.Addr().AsSlice()) && ones == p.Bits() {
-			return false, nil
-		}
-	}
 	addr := &netlink.Addr{IPNet: ipNet(p)}
 	if p.Addr().Is6() {
 		addr.Flags = unix.IFA_F_NODAD
 	}
-	if err := ns.nl.AddrAdd(l, addr); err != nil {
-		return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
+	err = ns.nl.AddrAdd(l, addr)
+	if err == nil {
+		return true, nil
 	}
-	return true, nil
+	if errors.Is(err, unix.EEXIST) {
+		if p.Addr().Is4() {
+			return false, nil
+		}
+		have, lerr := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_V6) })
+		if lerr != nil {
+			return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: lerr}
+		}
+		for _, a := range have {
+			if !a.IP.Equal(p.Addr().AsSlice()) {
+				continue
+			}
+			if ones, _ := a.Mask.Size(); ones == p.Bits() {
+				return false, nil
+			}
+			if err = ns.nl.AddrDel(l, &a); err == nil {
+				err = ns.nl.AddrAdd(l, addr)
+			}
+			if err == nil {
+				return true, nil
+			}
+			break
+		}
+	}
+	return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
 }
 
 // AddAddr adds the address without looking first, for interfaces this run

@@ -80,6 +80,16 @@ func (ns *NS) Observe(node, lab string) ([]Observed, error) {
 }
 
 func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool) ([]Observed, error) {
+	// One dump for the namespace: the kernel has no per-interface one, and
+	// a dump per interface was quadratic in a router's cables.
+	all, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, &OpError{Op: "list addresses", Node: ns.Name, Err: err}
+	}
+	byIndex := map[int][]netlink.Addr{}
+	for _, addr := range all {
+		byIndex[addr.LinkIndex] = append(byIndex[addr.LinkIndex], addr)
+	}
 	var out []Observed
 	for _, l := range links {
 		a := l.Attrs()
@@ -89,11 +99,7 @@ func (ns *NS) observeAddrs(node string, links []netlink.Link, owned map[int]bool
 		if a.Name == "lo" && ns.Name == "" {
 			continue
 		}
-		list, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_ALL) })
-		if err != nil {
-			return nil, &OpError{Op: "list addresses", Node: ns.Name, Iface: a.Name, Err: err}
-		}
-		for _, addr := range list {
+		for _, addr := range byIndex[a.Index] {
 			if kernelLinkLocal(addr.IP, a.HardwareAddr) || addr.IP.IsLoopback() {
 				continue
 			}

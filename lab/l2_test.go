@@ -1,8 +1,10 @@
 package lab_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +18,9 @@ import (
 type ipAddrInfo struct {
 	Name  string `json:"ifname"`
 	Addrs []struct {
-		Family string `json:"family"`
-		Local  string `json:"local"`
+		Family    string `json:"family"`
+		Local     string `json:"local"`
+		PrefixLen int    `json:"prefixlen"`
 	} `json:"addr_info"`
 	GenMode string `json:"inet6_addr_gen_mode"`
 }
@@ -295,5 +298,52 @@ func TestHostsFilesShared(t *testing.T) {
 	}
 	if after := witness.Snapshot(t); after != before {
 		t.Errorf("after down:\n%s", witness.Diff(before, after))
+	}
+}
+
+// TestAddressEdits: up adds an address first and looks only when the
+// kernel refuses it. The same file twice changes nothing, IPv6 included
+// (the kernel refuses a known IPv6 address whatever its length), and a new
+// prefix length of the same IPv6 address replaces the old one.
+func TestAddressEdits(t *testing.T) {
+	if !sandbox.Enter(t) {
+		return
+	}
+	prefixes := func() []string {
+		var links []ipAddrInfo
+		witness.JSON(t, &links, "ip", "-n", "ns0", "-j", "addr", "show", "dev", "eth0")
+		var out []string
+		for _, l := range links {
+			for _, a := range l.Addrs {
+				if !strings.HasPrefix(a.Local, "fe80:") {
+					out = append(out, fmt.Sprintf("%s/%d", a.Local, a.PrefixLen))
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	v6, src := replaceInBuiltin(t, "addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fd00:11::2/64"]`)
+	for range 2 {
+		if _, err := lab.Up(ctx(t), v6, src, lab.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := lab.Up(ctx(t), v6, src, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 0 {
+		t.Errorf("the same dual-stack file again changed %d steps, want 0", res.Changed)
+	}
+	if got, want := prefixes(), []string{"10.11.0.2/24", "fd00:11::2/64"}; !slices.Equal(got, want) {
+		t.Errorf("ns0 eth0 has %v, want %v", got, want)
+	}
+	v120, src := replaceInBuiltin(t, "addresses: [10.11.0.2/24]", `addresses: [10.11.0.2/24, "fd00:11::2/120"]`)
+	if _, err := lab.Up(ctx(t), v120, src, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := prefixes(), []string{"10.11.0.2/24", "fd00:11::2/120"}; !slices.Equal(got, want) {
+		t.Errorf("after the length edit ns0 eth0 has %v, want %v", got, want)
 	}
 }
