@@ -89,6 +89,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	o.Progress, stop = e.showProgress("up", "nodes", *quiet || *dry)
 	start := time.Now()
 	res, err := lab.Up(ctx, t, src, o)
+	took := time.Since(start)
 	stop()
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		verb = "already up to date"
 	}
 	fmt.Fprintf(e.stdout, "lab %s %s: %d nodes, %d links, %d of %d steps changed the kernel (%s)\n",
-		t.Name, verb, len(t.Nodes), len(t.Links), res.Changed, res.Steps, time.Since(start).Round(time.Millisecond))
+		t.Name, verb, len(t.Nodes), len(t.Links), res.Changed, res.Steps, took.Round(time.Millisecond))
 	for _, c := range res.Foreign {
 		what := "the lab's bridges"
 		if c.For == "uplink" {
@@ -136,10 +137,11 @@ func printChanges(w io.Writer, changes []plan.Change) {
 }
 
 // showProgress starts a progress line on stderr for work that takes over
-// a second, when stderr is a terminal and quiet is not set; it returns the
-// callback for lab.Options and a function that ends the line.
+// a second, when stderr is a terminal and quiet is not set (nor -v, whose
+// log lines share stderr); it returns the callback for lab.Options and a
+// function that ends the line.
 func (e *env) showProgress(verb, what string, quiet bool) (func(done, total int), func()) {
-	if !e.tty || quiet {
+	if !e.tty || quiet || e.verbose {
 		return nil, func() {}
 	}
 	p := startProgress(e.stderr, verb, what, time.Second, 250*time.Millisecond)

@@ -60,8 +60,13 @@ func (p *progressLine) draw() {
 	}
 }
 
-// Stop stops drawing and clears the line if anything was drawn.
+// Stop stops drawing and clears the line if anything was drawn. It waits
+// a moment for that, not for a terminal that takes no output (paused with
+// Ctrl-S): the command's own result must not wait on its progress line.
 func (p *progressLine) Stop() {
 	close(p.stop)
-	<-p.ended
+	select {
+	case <-p.ended:
+	case <-time.After(200 * time.Millisecond):
+	}
 }

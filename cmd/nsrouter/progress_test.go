@@ -51,7 +51,7 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 }
 
 // TestProgressStalledTerminal: a terminal that takes no output must not
-// hold up the work that reports to it.
+// hold up the work that reports to it, nor the end of the command.
 func TestProgressStalledTerminal(t *testing.T) {
 	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	p := startProgress(w, "up", "nodes", 0, time.Millisecond)
@@ -73,8 +73,17 @@ func TestProgressStalledTerminal(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("Update waited for a stalled terminal")
 	}
+	stopped := make(chan struct{})
+	go func() {
+		p.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Error("Stop waited for a stalled terminal")
+	}
 	close(w.release)
-	p.Stop()
 }
 
 // TestProgressOnTerminal builds a 2,000-host star, which takes over a
