@@ -129,7 +129,7 @@ done
 # Forwarding first: the kernel goes on freeing 10,000 namespaces for
 # minutes after the big star, and that work would share the CPUs.
 if ((FWD)); then
-	echo "== forwarding, about 7 minutes ($OUT/forwarding)"
+	echo "== forwarding, about 6 minutes ($OUT/forwarding)"
 	"$HERE/forwarding.sh" --out "$OUT/forwarding" >"$OUT/forwarding.log" 2>&1 ||
 		{ echo "run.sh: forwarding.sh failed; see $OUT/forwarding.log" >&2; FAILED=1; }
 fi
