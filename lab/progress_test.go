@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -78,4 +79,21 @@ expect:
 		t.Errorf("down removed %d namespaces, want 31", len(res.Namespaces))
 	}
 	down.check(t, "down", 31)
+
+	// An up that fails half-way rolls back without counting backwards.
+	var failed progressCalls
+	o := lab.Options{Progress: failed.record, AfterStep: func(i int) error {
+		if i == 150 {
+			return errors.New("stop here")
+		}
+		return nil
+	}}
+	if _, err := lab.Up(ctx(t), top, src, o); err == nil {
+		t.Fatal("up did not stop at its 151st step")
+	}
+	failed.mu.Lock()
+	defer failed.mu.Unlock()
+	if len(failed.done) == 0 || !slices.IsSorted(failed.done) {
+		t.Errorf("progress of a failed up and its rollback: %v, want a count that only grows", failed.done)
+	}
 }

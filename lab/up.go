@@ -58,6 +58,8 @@ func Up(ctx context.Context, t *topology.Topology, src []byte, o Options) (*UpRe
 		o.log().Info("lab up", "lab", t.Name, "steps", out.Steps, "changed", out.Changed)
 		return out, nil
 	}
+	// Undoing is not progress: the caller's count must not run backwards.
+	o.Progress = nil
 	if isNew {
 		o.log().Info("rolling back", "lab", t.Name, "cause", err)
 		if _, derr := down(t.Name, o); derr != nil {
