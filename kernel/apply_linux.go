@@ -87,8 +87,6 @@ func (e *Executor) Apply(ctx context.Context, p *plan.Plan) (*Result, error) {
 		if !s.Node.Host {
 			e.left[s.Node]++
 		}
-	}
-	for _, s := range p.Steps {
 		if s.Kind == plan.CreateNamespace && len(s.Node.Interfaces) > bigNode {
 			for k, i := range s.Node.Interfaces {
 				e.pos[i] = k

@@ -109,7 +109,8 @@ func down(lab string, o Options) (*DownResult, error) {
 	}
 	took("list namespaces, read state")
 	var tick func(int)
-	if total := len(known); o.Progress != nil {
+	if o.Progress != nil {
+		total := len(known)
 		if prevErr == nil {
 			total = len(prev.Namespaces())
 		}
