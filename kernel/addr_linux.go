@@ -34,39 +34,52 @@ func (ns *NS) EnsureAddr(name string, p netip.Prefix) (changed bool, err error) 
 	if err != nil {
 		return false, &OpError{Op: "look up link", Node: ns.Name, Iface: name, Err: err}
 	}
+	err = ns.nl.AddrAdd(l, labAddr(p))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EEXIST) && p.Addr().Is4():
+		return false, nil
+	case errors.Is(err, unix.EEXIST):
+		return ns.relength6(l, p)
+	}
+	return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
+}
+
+// relength6 is EnsureAddr for an IPv6 address the interface has at some
+// length: unchanged at p's length, else replaced by p.
+func (ns *NS) relength6(l netlink.Link, p netip.Prefix) (changed bool, err error) {
+	name := l.Attrs().Name
+	have, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_V6) })
+	if err != nil {
+		return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: err}
+	}
+	for _, a := range have {
+		if !a.IP.Equal(p.Addr().AsSlice()) {
+			continue
+		}
+		if ones, _ := a.Mask.Size(); ones == p.Bits() {
+			return false, nil
+		}
+		if err := ns.nl.AddrDel(l, &a); err != nil {
+			return false, &OpError{Op: "delete address " + a.IPNet.String(), Node: ns.Name, Iface: name, Err: err}
+		}
+		break
+	}
+	if err := ns.nl.AddrAdd(l, labAddr(p)); err != nil {
+		return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
+	}
+	return true, nil
+}
+
+// labAddr is the netlink form of a lab address. IPv6 ones skip duplicate
+// address detection (see EnsureAddr).
+func labAddr(p netip.Prefix) *netlink.Addr {
 	addr := &netlink.Addr{IPNet: ipNet(p)}
 	if p.Addr().Is6() {
 		addr.Flags = unix.IFA_F_NODAD
 	}
-	err = ns.nl.AddrAdd(l, addr)
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, unix.EEXIST) {
-		if p.Addr().Is4() {
-			return false, nil
-		}
-		have, lerr := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_V6) })
-		if lerr != nil {
-			return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: lerr}
-		}
-		for _, a := range have {
-			if !a.IP.Equal(p.Addr().AsSlice()) {
-				continue
-			}
-			if ones, _ := a.Mask.Size(); ones == p.Bits() {
-				return false, nil
-			}
-			if err = ns.nl.AddrDel(l, &a); err == nil {
-				err = ns.nl.AddrAdd(l, addr)
-			}
-			if err == nil {
-				return true, nil
-			}
-			break
-		}
-	}
-	return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
+	return addr
 }
 
 // AddAddr adds the address without looking first, for interfaces this run
@@ -76,11 +89,7 @@ func (ns *NS) AddAddr(name string, p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	addr := &netlink.Addr{IPNet: ipNet(p)}
-	if p.Addr().Is6() {
-		addr.Flags = unix.IFA_F_NODAD
-	}
-	if err := ns.nl.AddrAdd(l, addr); err != nil {
+	if err := ns.nl.AddrAdd(l, labAddr(p)); err != nil {
 		return &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
 	}
 	return nil
