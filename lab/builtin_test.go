@@ -174,9 +174,7 @@ func TestBuiltinWitnessed(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down the sandbox differs from before up:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down the sandbox differs from before up")
 }
 
 func checkRouterRules(t *testing.T) {
@@ -277,9 +275,7 @@ func TestDockerForwardDrop(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down")
 }
 
 // TestDownWithoutState removes the state folder and expects down to find
@@ -303,7 +299,5 @@ func TestDownWithoutState(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down without state:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down without state")
 }

@@ -54,9 +54,7 @@ func TestExamples(t *testing.T) {
 			if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 				t.Fatalf("down: %v", err)
 			}
-			if after := witness.Snapshot(t); after != before {
-				t.Errorf("after down:\n%s", witness.Diff(before, after))
-			}
+			witness.Unchanged(t, before, "after down")
 			if entries, _ := os.ReadDir("/etc/netns"); len(entries) != 0 {
 				t.Errorf("/etc/netns still holds %d entries after down", len(entries))
 			}

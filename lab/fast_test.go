@@ -243,9 +243,7 @@ func TestFastProfile(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("down left something behind:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "down left something behind")
 }
 
 // fastLAN is a router between a far node and a LAN bridge, all fast.

@@ -231,9 +231,7 @@ expect:
 	if len(res.Links) != 41 || len(res.Namespaces) != 40 {
 		t.Errorf("down removed %d host interfaces and %d namespaces, want 41 and 40", len(res.Links), len(res.Namespaces))
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down")
 }
 
 // TestDownAfterKilledHostsWrite: an up killed while writing a hosts file
@@ -296,9 +294,7 @@ func TestHostsFilesShared(t *testing.T) {
 	if entries, _ := os.ReadDir("/etc/netns"); len(entries) != 0 {
 		t.Errorf("/etc/netns after down: %v", entries)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down")
 }
 
 // TestAddressEdits: up adds an address first and looks only when the

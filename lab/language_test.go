@@ -116,7 +116,5 @@ func TestListAndDownAll(t *testing.T) {
 	if _, err := lab.DownAll(ctx(t), lab.Options{}); err != nil {
 		t.Fatalf("down --all: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down --all:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down --all")
 }

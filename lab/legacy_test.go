@@ -112,9 +112,7 @@ func TestUplinkLegacy(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down the host differs")
 }
 
 // TestDockerForwardDropLegacy: bridged frames meet a legacy FORWARD policy
@@ -166,9 +164,7 @@ func TestDockerForwardDropLegacy(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down")
 }
 
 // TestLeftoverForeignRules: a marked rule left in another program's chain
@@ -197,7 +193,5 @@ func TestLeftoverForeignRules(t *testing.T) {
 	if _, err := lab.DownAll(ctx(t), lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("down --all left:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "down --all left")
 }

@@ -318,9 +318,7 @@ func TestEditSequence(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down")
 }
 
 // TestFileDescriptorsBounded builds 1,000 hosts with the process limited

@@ -64,9 +64,7 @@ func TestUplink(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down the host differs")
 }
 
 // TestUplinkPreflight: an uplink towards an interface the host lacks, or
@@ -94,9 +92,7 @@ func TestUplinkPreflight(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("up: %v, want an error saying %q", err, c.want)
 		}
-		if after := witness.Snapshot(t); after != before {
-			t.Errorf("a refused up changed the host:\n%s", witness.Diff(before, after))
-		}
+		witness.Unchanged(t, before, "a refused up changed the host")
 	}
 }
 
@@ -149,9 +145,7 @@ func TestTwoUplinks(t *testing.T) {
 	if _, err := lab.Down(ctx(t), second.Name, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after both downs the host differs:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after both downs the host differs")
 
 	// Both labs may record the original 0: two ups at once, or forwarding
 	// turned off by hand in between. The first down must still leave it on.
@@ -168,9 +162,7 @@ func TestTwoUplinks(t *testing.T) {
 	if _, err := lab.Down(ctx(t), second.Name, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after the second pair of downs the host differs:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after the second pair of downs the host differs")
 }
 
 // TestUplinkEditedOut: removing the uplink from a running lab's file puts
@@ -197,7 +189,5 @@ func TestUplinkEditedOut(t *testing.T) {
 	if _, err := lab.Down(ctx(t), top.Name, lab.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("after down the host differs:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "after down the host differs")
 }

@@ -166,7 +166,5 @@ func TestHostileInput(t *testing.T) {
 	if code, out := runBinary(t, nil, "up", big); code != exitUsage || !strings.Contains(out, "MiB") {
 		t.Errorf("up of a 100 MB file: exit %d\n%s", code, out)
 	}
-	if after := witness.Snapshot(t); after != before {
-		t.Errorf("hostile input changed the sandbox:\n%s", witness.Diff(before, after))
-	}
+	witness.Unchanged(t, before, "hostile input changed the sandbox")
 }

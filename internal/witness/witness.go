@@ -143,3 +143,12 @@ func FakeInternet(t testing.TB) {
 		Run(t, cmd[0], cmd[1:]...)
 	}
 }
+
+// Unchanged fails the test, naming what, unless a new Snapshot equals
+// before: the check that a test's lab left nothing behind.
+func Unchanged(t testing.TB, before, what string) {
+	t.Helper()
+	if after := Snapshot(t); after != before {
+		t.Errorf("%s:\n%s", what, Diff(before, after))
+	}
+}
