@@ -104,13 +104,14 @@ def ratio(a, b):
 class Targets:
     """The issue's targets, each a PASS, FAIL or n/a row."""
 
-    def __init__(self):
+    def __init__(self, setup):
+        self.setup = setup
         self.rows = []
 
-    def add(self, what, value, limit, ok, shown, cells=(), s=None):
+    def add(self, what, value, limit, ok, shown, cells=()):
         """A target row; cells are the (shape, method, n) it is measured on:
         if a run of one failed its check, the timing is no result."""
-        bad = [c for c in cells if s is not None and not s.checked(*c)]
+        bad = [c for c in cells if not self.setup.checked(*c)]
         if bad:
             self.rows.append((what, "runs failed their check: " + ", ".join(
                 "%s %s N=%d" % (m, sh, n) for sh, m, n in bad), limit, "FAIL"))
@@ -140,39 +141,39 @@ def extra_median(rows, what):
 
 
 def targets(s, extra):
-    t = Targets()
+    t = Targets(s)
     up = lambda shape, m, n: s.median(shape, m, n, "setup_s")
     free = lambda shape, m, n: s.median(shape, m, n, "down_free_s")
     freed = lambda shape, m, n: s.median(shape, m, n, "down_freed_s")
     x = "%.2fx"
     star1k = [("star", m, 1000) for m in ("nsrouter", "go4")]
     t.add("star 1,000 up: nsrouter / go4 reference", ratio(up("star", "nsrouter", 1000), up("star", "go4", 1000)),
-          "<= 1.00", lambda v: v <= 1.0, x, star1k, s)
+          "<= 1.00", lambda v: v <= 1.0, x, star1k)
     t.add("star 1,000 up: ip -batch / nsrouter", ratio(up("star", "batch", 1000), up("star", "nsrouter", 1000)),
-          ">= 4.00", lambda v: v >= 4.0, x, [("star", "batch", 1000), ("star", "nsrouter", 1000)], s)
+          ">= 4.00", lambda v: v >= 4.0, x, [("star", "batch", 1000), ("star", "nsrouter", 1000)])
     t.add("star 1,000 down until freed: nsrouter / go4 reference",
           ratio(freed("star", "nsrouter", 1000), freed("star", "go4", 1000)), "<= 1.00", lambda v: v <= 1.0, x,
-          star1k, s)
+          star1k)
     t.note("star 1,000 down+free, the harness's first witness (can stop part-way): nsrouter / go4",
            ratio(free("star", "nsrouter", 1000), free("star", "go4", 1000)), x)
     t.add("bridge 1,000 up: nsrouter bridge / nsrouter star",
           ratio(up("bridge", "nsrouter", 1000), up("star", "nsrouter", 1000)), "<= 1.50", lambda v: v <= 1.5, x,
-          [("bridge", "nsrouter", 1000), ("star", "nsrouter", 1000)], s)
+          [("bridge", "nsrouter", 1000), ("star", "nsrouter", 1000)])
     t.add("bridge 1,000 up: go4 reference / nsrouter",
           ratio(up("bridge", "go4", 1000), up("bridge", "nsrouter", 1000)), ">= 2.00", lambda v: v >= 2.0, x,
-          [("bridge", m, 1000) for m in ("go4", "nsrouter")], s)
+          [("bridge", m, 1000) for m in ("go4", "nsrouter")])
     big = [("star", "nsrouter", 10000)]
-    t.add("star 10,000 up (s)", up("star", "nsrouter", 10000), "< 12 s", lambda v: v < 12, "%.2f s", big, s)
+    t.add("star 10,000 up (s)", up("star", "nsrouter", 10000), "< 12 s", lambda v: v < 12, "%.2f s", big)
     t.add("star 10,000 down (s)", s.median("star", "nsrouter", 10000, "down_s"), "< 3 s", lambda v: v < 3, "%.2f s",
-          big, s)
+          big)
     t.add("star 10,000 down until freed: nsrouter / go4 reference",
           ratio(freed("star", "nsrouter", 10000), freed("star", "go4", 10000)), "<= 1.00", lambda v: v <= 1.0, x,
-          big + [("star", "go4", 10000)], s)
+          big + [("star", "go4", 10000)])
     t.note("star 10,000 down+free, the harness's first witness: nsrouter / go4",
            ratio(free("star", "nsrouter", 10000), free("star", "go4", 10000)), x)
     kb = s.median("star", "nsrouter", 10000, "maxrss_kb")
     t.add("star 10,000 peak RSS (MB)", None if kb is None else kb / 1024, "< 100 MB", lambda v: v < 100, "%.1f MB",
-          big, s)
+          big)
     for what, label in (("check-pairs", "check of 9,900 pairs among 100 hosts (s)"),
                         ("validate-100000", "validate of 100,000 nodes (s)"),
                         ("plan-100000", "plan.Build of 100,000 nodes (s, go test -bench)")):
