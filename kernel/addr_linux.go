@@ -48,13 +48,26 @@ func (ns *NS) EnsureAddr(name string, p netip.Prefix) (changed bool, err error) 
 
 // relength6 is EnsureAddr for an IPv6 address the interface has at some
 // length: unchanged at p's length, else replaced by p.
+//
+// The namespace's IPv6 addresses are read once per handle and kept: the
+// kernel lists addresses only by dumping all of them, and a dump per
+// address made a re-run up quadratic in a dual-stack router's cables. The
+// copy cannot mislead: this is reached only for an address the kernel just
+// said exists, every address belongs to one cable, and one worker (holding
+// this handle) ensures all of a cable's addresses.
 func (ns *NS) relength6(l netlink.Link, p netip.Prefix) (changed bool, err error) {
-	name := l.Attrs().Name
-	have, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(l, netlink.FAMILY_V6) })
-	if err != nil {
-		return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: err}
+	name, idx := l.Attrs().Name, l.Attrs().Index
+	if ns.addrs6 == nil {
+		all, err := dump(func() ([]netlink.Addr, error) { return ns.nl.AddrList(nil, netlink.FAMILY_V6) })
+		if err != nil {
+			return false, &OpError{Op: "list addresses", Node: ns.Name, Iface: name, Err: err}
+		}
+		ns.addrs6 = map[int][]netlink.Addr{}
+		for _, a := range all {
+			ns.addrs6[a.LinkIndex] = append(ns.addrs6[a.LinkIndex], a)
+		}
 	}
-	for _, a := range have {
+	for k, a := range ns.addrs6[idx] {
 		if !a.IP.Equal(p.Addr().AsSlice()) {
 			continue
 		}
@@ -64,11 +77,13 @@ func (ns *NS) relength6(l netlink.Link, p netip.Prefix) (changed bool, err error
 		if err := ns.nl.AddrDel(l, &a); err != nil {
 			return false, &OpError{Op: "delete address " + a.IPNet.String(), Node: ns.Name, Iface: name, Err: err}
 		}
+		ns.addrs6[idx] = append(ns.addrs6[idx][:k:k], ns.addrs6[idx][k+1:]...)
 		break
 	}
 	if err := ns.nl.AddrAdd(l, labAddr(p)); err != nil {
 		return false, &OpError{Op: "add address " + p.String(), Node: ns.Name, Iface: name, Err: err}
 	}
+	ns.addrs6[idx] = append(ns.addrs6[idx], netlink.Addr{IPNet: ipNet(p), LinkIndex: idx})
 	return true, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -381,6 +382,12 @@ func (w *worker) keep(name string, ns *NS) {
 // ns returns the handles for a node, opening them on first use.
 func (w *worker) ns(n *topology.Node) (*NS, error) {
 	if ns, ok := w.nss[n.Name]; ok {
+		// The most recently used go last, so the handles closed first
+		// are the least used: a star's router, used by every cable,
+		// keeps its handle and what the handle has read (addrs6).
+		if k := slices.Index(w.order, n.Name); k >= 0 && k < len(w.order)-1 {
+			w.order = append(slices.Delete(w.order, k, k+1), n.Name)
+		}
 		return ns, nil
 	}
 	var (

@@ -44,6 +44,9 @@ type NS struct {
 	nft  *nftables.Conn
 	// links caches name lookups in namespaces this run created.
 	links map[string]netlink.Link
+	// addrs6 holds the namespace's IPv6 addresses by interface index, read
+	// once by the first EnsureAddr that needs them (see relength6).
+	addrs6 map[int][]netlink.Addr
 }
 
 // hostPath names the namespace the process started in. It is read through
